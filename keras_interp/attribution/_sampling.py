@@ -1,0 +1,91 @@
+"""The one sampling loop behind every attribution method.
+
+Methods that average over samples (integration steps, noisy copies, random
+baselines) describe one sample of one example as a batched function of
+index arrays; `sample_sum` evaluates the whole (sample, example) grid in
+chunks of `batch_size` rows, so a chunk is one batched gradient call and
+nothing loops per example in Python.
+
+Randomness is drawn per sample for a fixed block of examples, in a fixed
+order, so the result for a given `seed` does not depend on `batch_size`.
+"""
+
+import keras
+import numpy as np
+
+# Examples are processed in blocks of this size. It bounds the accumulator
+# that each chunk adds into, and it is a constant (not `batch_size`) so the
+# random draws, made per block, do not change with `batch_size`.
+EXAMPLE_BLOCK = 256
+
+
+def sample_sum(term, num_examples, num_samples, batch_size, draw=None):
+    """Sums `term` over samples, per example, in chunks of `batch_size` rows.
+
+    Args:
+        term: `term(s, e, drawn) -> [rows, ...]`, the contribution of sample
+            `s[r]` to example `e[r]` for each row `r`; `s` and `e` are int
+            numpy arrays, `drawn` is a dict of backend tensors with one row
+            per `r` (or None when `draw` is None).
+        num_examples: number of examples, B.
+        num_samples: number of samples per example, S.
+        batch_size: most rows per call to `term`.
+        draw: optional `draw(n) -> dict of [n, ...] tensors`, the random
+            quantities of one sample for `n` consecutive examples.
+
+    Returns:
+        A backend tensor `[B, ...]`: for each example, the sum of its rows.
+    """
+    blocks = []
+    for e0 in range(0, num_examples, EXAMPLE_BLOCK):
+        block = min(EXAMPLE_BLOCK, num_examples - e0)
+        blocks.append(_block_sum(term, e0, block, num_samples, batch_size, draw))
+    return blocks[0] if len(blocks) == 1 else keras.ops.concatenate(blocks, 0)
+
+
+def _block_sum(term, e0, block, num_samples, batch_size, draw):
+    total = None
+    drawn_for_sample = {}
+    for start in range(0, num_samples * block, batch_size):
+        rows = np.arange(start, min(start + batch_size, num_samples * block))
+        s, local = rows // block, rows % block
+        drawn = None
+        if draw is not None:
+            drawn = _gather_draws(draw, drawn_for_sample, s, local, block)
+        part = term(s, local + e0, drawn)
+        part = keras.ops.segment_sum(
+            part, keras.ops.convert_to_tensor(local, "int32"), num_segments=block
+        )
+        total = part if total is None else total + part
+    return total
+
+
+def _gather_draws(draw, cache, s, local, block):
+    # Samples are visited in increasing order, so each is drawn exactly once
+    # and the cache only ever holds the samples of the current chunk.
+    first, last = int(s[0]), int(s[-1])
+    for old in [k for k in cache if k < first]:
+        del cache[old]
+    for sample in range(first, last + 1):
+        if sample not in cache:
+            cache[sample] = draw(block)
+    index = keras.ops.convert_to_tensor((s - first) * block + local, "int32")
+    keys = cache[first].keys()
+    return {
+        k: keras.ops.take(
+            keras.ops.concatenate(
+                [cache[i][k] for i in range(first, last + 1)], axis=0
+            ),
+            index,
+            axis=0,
+        )
+        for k in keys
+    }
+
+
+def seed_generator(seed):
+    """A `keras.random.SeedGenerator`; `seed=None` draws one from NumPy's
+    global state, which `keras.utils.set_random_seed` controls."""
+    if seed is None:
+        seed = int(np.random.randint(0, 2**31 - 1))
+    return keras.random.SeedGenerator(seed)

@@ -1,0 +1,150 @@
+"""The gradient contract every attribution method is built on.
+
+A method asks for one thing: the gradient of each example's target score
+with respect to that example. This file decides what "target score" means
+(which class, logits or probabilities) and asks `backend.grad` for it.
+"""
+
+import contextlib
+
+import keras
+import numpy as np
+
+from keras_interp import _checks
+from keras_interp import backend
+
+OUTPUTS = ("logits", "probabilities")
+
+
+def score_model(model, output="logits"):
+    """Returns `fn(x) -> [B, C]` giving the scores attributions explain.
+
+    With `output="logits"` a final softmax is skipped (see
+    `_without_final_softmax`); with `"probabilities"` the model's output is
+    used as it is.
+    """
+    if output not in OUTPUTS:
+        raise ValueError(
+            f"`output` must be one of {OUTPUTS}. Received: output={output!r}"
+        )
+    outputs = getattr(model, "outputs", None)
+    if outputs is not None and len(outputs) > 1:
+        raise ValueError(
+            "Attribution explains a model with a single output tensor; pass "
+            "a sub-model for the head you want explained, e.g. "
+            "`keras.Model(model.inputs, model.outputs[0])`. Received: a model "
+            f"with {len(outputs)} outputs"
+        )
+
+    def scores(x):
+        if output == "logits":
+            with _without_final_softmax(model):
+                out = model(x, training=False)
+        else:
+            out = model(x, training=False)
+        if isinstance(out, (list, tuple, dict)):
+            raise ValueError(
+                "Attribution explains a model with a single output tensor. "
+                f"Received: a model returning a {type(out).__name__}"
+            )
+        if len(out.shape) != 2:
+            raise ValueError(
+                "Attribution expects the model to return scores shaped "
+                f"[batch, classes]. Received: output shape {tuple(out.shape)}"
+            )
+        return out
+
+    return scores
+
+
+@contextlib.contextmanager
+def _without_final_softmax(model):
+    """Makes `model` return its pre-softmax values for the duration.
+
+    A final `Softmax` layer is bypassed, and a final layer with
+    `activation="softmax"` (e.g. `Dense(10, activation="softmax")` or
+    `Activation("softmax")`) runs with a linear activation, on the same
+    weights. Models that do not end in a softmax are untouched.
+    """
+    layers = getattr(model, "layers", None)
+    last = layers[-1] if layers else None
+    if isinstance(last, keras.layers.Softmax):
+        last.call = lambda inputs, mask=None: inputs
+        try:
+            yield
+        finally:
+            del last.call
+    elif last is not None and getattr(last, "activation", None) is keras.activations.softmax:
+        last.activation = keras.activations.linear
+        try:
+            yield
+        finally:
+            last.activation = keras.activations.softmax
+    else:
+        yield
+
+
+def resolve_targets(scores, x, target, batch_size):
+    """Returns one int32 class index per example of `x`.
+
+    `target` None picks the predicted class; an int applies to every
+    example; a sequence gives one class per example.
+    """
+    n = x.shape[0]
+    if target is None:
+        preds = [
+            keras.ops.argmax(scores(x[i : i + batch_size]), axis=-1)
+            for i in range(0, n, batch_size)
+        ]
+        return keras.ops.cast(keras.ops.concatenate(preds, axis=0), "int32")
+    num_classes = scores(x[:1]).shape[-1]
+    targets = np.asarray(keras.ops.convert_to_numpy(target))
+    if targets.ndim == 0:
+        targets = np.full((n,), targets)
+    if targets.shape != (n,) or not np.issubdtype(targets.dtype, np.integer):
+        raise ValueError(
+            "`target` must be None, an int, or one int per example "
+            f"(shape ({n},)). Received: target with shape {targets.shape} "
+            f"and dtype {targets.dtype}"
+        )
+    bad = (targets < 0) | (targets >= num_classes)
+    if bad.any():
+        raise ValueError(
+            f"`target` must be a class index in [0, {num_classes}) for a "
+            f"model with {num_classes} outputs. Received: "
+            f"target={targets[bad][0]}"
+        )
+    return keras.ops.convert_to_tensor(targets, dtype="int32")
+
+
+def target_gradient(scores, x, targets, create_graph=False):
+    """Gradient of each row's target score with respect to that row."""
+
+    def picked(rows):
+        out = scores(rows)
+        return keras.ops.take_along_axis(out, targets[:, None], axis=1)
+
+    return backend.grad(picked, create_graph=create_graph)(x)
+
+
+DEFAULT_BATCH_SIZE = 64
+
+
+def prepare(model, x, target, output, batch_size):
+    """The checks and set-up every method starts with.
+
+    Returns `(x, scores, targets, batch_size)`: `x` as a float tensor, the
+    score function, one class index per example and the chunk size.
+    """
+    x = _checks.floating_input(x)
+    if batch_size is None:
+        batch_size = DEFAULT_BATCH_SIZE
+    batch_size = _checks.positive_int(batch_size, "batch_size")
+    scores = score_model(model, output)
+    targets = resolve_targets(scores, x, target, batch_size)
+    return x, scores, targets, batch_size
+
+
+def rows(tensor, index):
+    """`tensor[index]` for an int numpy index array, as a backend op."""
+    return keras.ops.take(tensor, keras.ops.convert_to_tensor(index, "int32"), axis=0)

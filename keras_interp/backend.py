@@ -1,0 +1,114 @@
+"""The one seam between keras_interp and the deep-learning frameworks.
+
+Everything else in the package is written with `keras.ops` and
+`keras.random`; only this file imports TensorFlow, JAX or PyTorch, and only
+lazily, for the backend Keras runs on (`keras.config.backend()`).
+"""
+
+import keras
+
+SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def grad(fn, *, create_graph=False):
+    """Returns a function computing the input gradient of `sum(fn(x))`.
+
+    `grad(fn)(x)` is `d sum(fn(x)) / dx`, shaped like `x`, on the active
+    Keras backend. When `fn` maps a batch to one score per example and the
+    examples do not interact (a model in inference mode), row `i` of the
+    result is the gradient of score `i` with respect to example `i`.
+
+    With `create_graph=True` the result stays on the autodiff graph: it can
+    be differentiated again, with respect to the model's weights (double
+    backprop, needed by Jacobian regularisation and input-gradient
+    penalties) or with respect to `x` (attacks on explanations). With
+    `create_graph=False` the result is a constant for any outer
+    differentiation, which saves memory.
+
+    Args:
+        fn: a callable mapping a tensor `x` to a tensor; it may close over a
+            model and call it.
+        create_graph: whether the gradient is itself differentiable.
+            Defaults to `False`.
+
+    Returns:
+        A function `x -> gradient`, taking an array or backend tensor and
+        returning a backend tensor shaped like `x`.
+
+    Example:
+
+    ```python
+    g = keras_interp.backend.grad(lambda x: keras.ops.sum(x**2, axis=1))
+    g(np.ones((2, 3), "float32"))  # 2 * x
+    ```
+    """
+    name = keras.config.backend()
+    if name == "tensorflow":
+        return _tensorflow_grad(fn, create_graph)
+    if name == "jax":
+        return _jax_grad(fn, create_graph)
+    if name == "torch":
+        return _torch_grad(fn, create_graph)
+    raise ValueError(
+        "keras_interp needs automatic differentiation, which the active "
+        f"Keras backend does not offer. Expected one of {SUPPORTED_BACKENDS} "
+        "(set the KERAS_BACKEND environment variable). "
+        f"Received: keras.config.backend()={name!r}"
+    )
+
+
+def _tensorflow_grad(fn, create_graph):
+    import tensorflow as tf
+
+    def gradient(x):
+        x = tf.convert_to_tensor(x)
+        # An enclosing tape (Keras' train step) records the ops of this inner
+        # gradient, which is what makes double backprop work on TF.
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = tf.reduce_sum(fn(x))
+        g = tape.gradient(
+            total, x, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+        return g if create_graph else tf.stop_gradient(g)
+
+    return gradient
+
+
+def _jax_grad(fn, create_graph):
+    import jax
+    import jax.numpy as jnp
+
+    # jax.grad is a pure transformation: its result is differentiable by any
+    # enclosing jax.grad (Keras' stateless train step) without extra work.
+    total_grad = jax.grad(lambda x: jnp.sum(fn(x)))
+
+    def gradient(x):
+        g = total_grad(jnp.asarray(x))
+        return g if create_graph else jax.lax.stop_gradient(g)
+
+    return gradient
+
+
+def _torch_grad(fn, create_graph):
+    import torch
+
+    def gradient(x):
+        x = keras.ops.convert_to_tensor(x)
+        if not x.requires_grad:
+            # A leaf copy to differentiate against; an `x` that already
+            # requires grad (an attack iterate) keeps its history.
+            x = x.detach().requires_grad_(True)
+        # Keras' predict/evaluate loops run under no_grad.
+        with torch.enable_grad():
+            total = torch.sum(fn(x))
+            (g,) = torch.autograd.grad(
+                total,
+                x,
+                create_graph=create_graph,
+                allow_unused=True,
+                materialize_grads=True,
+            )
+        return g if create_graph else g.detach()
+
+    return gradient
