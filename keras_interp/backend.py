@@ -102,6 +102,8 @@ def _torch_grad(fn, create_graph):
         # Keras' predict/evaluate loops run under no_grad.
         with torch.enable_grad():
             total = torch.sum(fn(x))
+            if not total.requires_grad:
+                return torch.zeros_like(x)
             (g,) = torch.autograd.grad(
                 total,
                 x,

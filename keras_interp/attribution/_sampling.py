@@ -17,6 +17,9 @@ import numpy as np
 # that each chunk adds into, and it is a constant (not `batch_size`) so the
 # random draws, made per block, do not change with `batch_size`.
 EXAMPLE_BLOCK = 256
+# Rows of random draws made at once: whole samples of a block, so that the
+# grouping, like the block, never depends on `batch_size`.
+DRAW_ROWS = 1024
 
 
 def sample_sum(term, num_examples, num_samples, batch_size, draw=None):
@@ -31,7 +34,8 @@ def sample_sum(term, num_examples, num_samples, batch_size, draw=None):
         num_samples: number of samples per example, S.
         batch_size: most rows per call to `term`.
         draw: optional `draw(n) -> dict of [n, ...] tensors`, the random
-            quantities of one sample for `n` consecutive examples.
+            quantities of `n` rows, sample-major: `n` is a whole number of
+            samples of the current block of examples.
 
     Returns:
         A backend tensor `[B, ...]`: for each example, the sum of its rows.
@@ -44,14 +48,17 @@ def sample_sum(term, num_examples, num_samples, batch_size, draw=None):
 
 
 def _block_sum(term, e0, block, num_samples, batch_size, draw):
+    # Random draws are made for `group` samples at once (a fixed number of
+    # rows, so few small ops) and cached until the chunks move past them.
+    group = max(1, DRAW_ROWS // block)
+    cache = {}
     total = None
-    drawn_for_sample = {}
     for start in range(0, num_samples * block, batch_size):
         rows = np.arange(start, min(start + batch_size, num_samples * block))
         s, local = rows // block, rows % block
         drawn = None
         if draw is not None:
-            drawn = _gather_draws(draw, drawn_for_sample, s, local, block)
+            drawn = _gather_draws(draw, cache, s, local, block, group)
         part = term(s, local + e0, drawn)
         part = keras.ops.segment_sum(
             part, keras.ops.convert_to_tensor(local, "int32"), num_segments=block
@@ -60,26 +67,25 @@ def _block_sum(term, e0, block, num_samples, batch_size, draw):
     return total
 
 
-def _gather_draws(draw, cache, s, local, block):
-    # Samples are visited in increasing order, so each is drawn exactly once
-    # and the cache only ever holds the samples of the current chunk.
-    first, last = int(s[0]), int(s[-1])
-    for old in [k for k in cache if k < first]:
+def _gather_draws(draw, cache, s, local, block, group):
+    # Groups are visited in increasing order, so each is drawn exactly once.
+    first, last = int(s[0]) // group, int(s[-1]) // group
+    for old in [g for g in cache if g < first]:
         del cache[old]
-    for sample in range(first, last + 1):
-        if sample not in cache:
-            cache[sample] = draw(block)
-    index = keras.ops.convert_to_tensor((s - first) * block + local, "int32")
-    keys = cache[first].keys()
+    for g in range(first, last + 1):
+        if g not in cache:
+            cache[g] = draw(group * block)
+    index = (s - first * group) * block + local
+    index = keras.ops.convert_to_tensor(index, "int32")
     return {
         k: keras.ops.take(
-            keras.ops.concatenate(
-                [cache[i][k] for i in range(first, last + 1)], axis=0
-            ),
+            keras.ops.concatenate([cache[g][k] for g in range(first, last + 1)], 0)
+            if last > first
+            else cache[first][k],
             index,
             axis=0,
         )
-        for k in keys
+        for k in cache[first]
     }
 
 

@@ -1,0 +1,44 @@
+# Two commands set up a fresh machine: `make demo` and `make test`.
+# Both create .venv on first use; later runs skip the install unless
+# pyproject.toml changed.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# CPU builds of the three backends. torch is pinned: an unpinned torch pulls
+# a CUDA build of several GB.
+BACKENDS := tensorflow-cpu==2.21.0 torch==2.13.0 jax jaxlib
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider
+
+.PHONY: install test test-tensorflow test-jax test-torch demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]" $(BACKENDS)
+	touch $(STAMP)
+
+# The whole suite on TensorFlow; the suites marked `multibackend`
+# (gradients, attributions, double backprop) on JAX and PyTorch too.
+test: test-tensorflow test-jax test-torch
+
+test-tensorflow: install
+	KERAS_BACKEND=tensorflow $(PYTEST)
+
+test-jax: install
+	KERAS_BACKEND=jax $(PYTEST) -m multibackend
+
+test-torch: install
+	KERAS_BACKEND=torch $(PYTEST) -m multibackend
+
+demo: install
+	KERAS_BACKEND=tensorflow $(VENV)/bin/keras-interp demo --out demo_out
+
+bench: install
+	KERAS_BACKEND=tensorflow $(PY) benchmarks/attribution.py
+
+clean:
+	rm -rf $(VENV) demo_out
