@@ -1,0 +1,47 @@
+"""The same weights give the same attributions on TensorFlow, JAX and
+PyTorch. Each backend runs in its own process (a backend is fixed at import).
+
+Random methods (smoothgrad, gradient_shap) draw from each backend's own
+generator, so only their deterministic limits are compared here.
+"""
+
+import itertools
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = {}
+    for name in BACKENDS:
+        path = tmp_path_factory.mktemp(name) / "out.npz"
+        env = dict(os.environ, KERAS_BACKEND=name, PYTHONPATH=str(ROOT))
+        proc = subprocess.run(
+            [sys.executable, "-m", "tests.parity_script", str(path)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if proc.returncode != 0:
+            pytest.fail(f"{name} run failed:\n{proc.stderr[-3000:]}")
+        out[name] = dict(np.load(path))
+    return out
+
+
+@pytest.mark.parametrize("pair", list(itertools.combinations(BACKENDS, 2)), ids="-".join)
+def test_backends_agree(results, pair):
+    a, b = (results[name] for name in pair)
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert np.abs(a[key]).max() > 1e-3, key  # not trivially zero
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-5, err_msg=key)
