@@ -6,6 +6,7 @@ with respect to that example. This file decides what "target score" means
 """
 
 import contextlib
+import weakref
 
 import keras
 import numpy as np
@@ -117,14 +118,33 @@ def resolve_targets(scores, x, target, batch_size):
     return keras.ops.convert_to_tensor(targets, dtype="int32")
 
 
-def target_gradient(scores, x, targets, create_graph=False):
-    """Gradient of each row's target score with respect to that row."""
+def gradient_function(model, output="logits"):
+    """Returns `gradient(x, targets)`: each row's target-score gradient.
 
-    def picked(rows):
-        out = scores(rows)
-        return keras.ops.take_along_axis(out, targets[:, None], axis=1)
+    Compiled once per model and output (see `backend.compiled`) and reused
+    by every later call, so metrics that explain many batches pay for
+    tracing once. The cached function reads the model through a weak
+    reference and its variables at each call, so it follows training.
+    """
+    per_model = _GRADIENTS.setdefault(model, {})
+    if output not in per_model:
+        per_model[output] = _compile_gradient(weakref.ref(model), output)
+    return per_model[output]
 
-    return backend.grad(picked, create_graph=create_graph)(x)
+
+def _compile_gradient(model_ref, output):
+    def gradient(x, targets):
+        scores = score_model(model_ref(), output)
+
+        def picked(rows):
+            return keras.ops.take_along_axis(scores(rows), targets[:, None], axis=1)
+
+        return backend.grad(picked)(x)
+
+    return backend.compiled(gradient, getattr(model_ref(), "variables", ()))
+
+
+_GRADIENTS = weakref.WeakKeyDictionary()
 
 
 DEFAULT_BATCH_SIZE = 64
@@ -133,8 +153,9 @@ DEFAULT_BATCH_SIZE = 64
 def prepare(model, x, target, output, batch_size):
     """The checks and set-up every method starts with.
 
-    Returns `(x, scores, targets, batch_size)`: `x` as a float tensor, the
-    score function, one class index per example and the chunk size.
+    Returns `(x, gradient, targets, batch_size)`: `x` as a float tensor,
+    the compiled `gradient(rows, targets)` of `gradient_function`, one class
+    index per example and the chunk size.
     """
     x = _checks.floating_input(x)
     if batch_size is None:
@@ -142,7 +163,7 @@ def prepare(model, x, target, output, batch_size):
     batch_size = _checks.positive_int(batch_size, "batch_size")
     scores = score_model(model, output)
     targets = resolve_targets(scores, x, target, batch_size)
-    return x, scores, targets, batch_size
+    return x, gradient_function(model, output), targets, batch_size
 
 
 def rows(tensor, index):

@@ -5,7 +5,6 @@ import keras
 from keras_interp.attribution import _sampling
 from keras_interp.attribution._scores import prepare
 from keras_interp.attribution._scores import rows
-from keras_interp.attribution._scores import target_gradient
 
 
 def vanilla_gradient(
@@ -43,10 +42,10 @@ def vanilla_gradient(
     # a[i] == model.layers[0].kernel[:, 1] for every i
     ```
     """
-    x, scores, targets, batch_size = prepare(model, x, target, output, batch_size)
+    x, gradient, targets, batch_size = prepare(model, x, target, output, batch_size)
 
     def term(s, e, drawn):
-        return target_gradient(scores, rows(x, e), rows(targets, e))
+        return gradient(rows(x, e), rows(targets, e))
 
     return _sampling.sample_sum(term, x.shape[0], 1, batch_size)
 

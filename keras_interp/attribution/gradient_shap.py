@@ -6,7 +6,6 @@ from keras_interp import _checks
 from keras_interp.attribution import _sampling
 from keras_interp.attribution._scores import prepare
 from keras_interp.attribution._scores import rows
-from keras_interp.attribution._scores import target_gradient
 
 
 def _references(baselines, x):
@@ -73,7 +72,7 @@ def gradient_shap(
     )
     ```
     """
-    x, scores, targets, batch_size = prepare(model, x, target, output, batch_size)
+    x, gradient, targets, batch_size = prepare(model, x, target, output, batch_size)
     num_samples = _checks.positive_int(num_samples, "num_samples")
     stdev = _checks.non_negative(stdev, "stdev")
     refs = _references(baselines, x)
@@ -92,7 +91,7 @@ def gradient_shap(
         z = rows(x, e) + drawn["noise"]
         b = keras.ops.take(refs, drawn["ref"], axis=0)
         point = b + drawn["alpha"] * (z - b)
-        return (z - b) * target_gradient(scores, point, rows(targets, e))
+        return (z - b) * gradient(point, rows(targets, e))
 
     total = _sampling.sample_sum(term, x.shape[0], num_samples, batch_size, draw)
     return total / num_samples

@@ -7,7 +7,6 @@ from keras_interp import _checks
 from keras_interp.attribution import _sampling
 from keras_interp.attribution._scores import prepare
 from keras_interp.attribution._scores import rows
-from keras_interp.attribution._scores import target_gradient
 
 
 def _left(n):
@@ -115,7 +114,7 @@ def integrated_gradients(
     a = keras_interp.attribution.integrated_gradients(model, x, steps=100)
     ```
     """
-    x, scores, targets, batch_size = prepare(model, x, target, output, batch_size)
+    x, gradient, targets, batch_size = prepare(model, x, target, output, batch_size)
     alphas, weights = path_points(steps, method)
     base = baseline_like(baseline, x)
     per_example_base = base.shape[0] != 1
@@ -127,7 +126,7 @@ def integrated_gradients(
         b_e = rows(base, e) if per_example_base else base
         a = rows(alphas, s)
         a = keras.ops.reshape(a, (-1,) + (1,) * (len(x.shape) - 1))
-        grads = target_gradient(scores, b_e + a * (x_e - b_e), rows(targets, e))
+        grads = gradient(b_e + a * (x_e - b_e), rows(targets, e))
         return keras.ops.reshape(rows(weights, s), a.shape) * grads
 
     mean_grads = _sampling.sample_sum(term, x.shape[0], len(alphas), batch_size)

@@ -53,7 +53,7 @@ def smooth(method, num_samples=50, noise=0.15):
     def smoothed(
         model, x, target=None, *, output="logits", batch_size=None, seed=None, **hyper
     ):
-        x, scores, targets, batch_size = prepare(
+        x, _, targets, batch_size = prepare(
             model, x, target, output, batch_size
         )
         if seed is None:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from keras_interp import attribution
+from tests.conftest import linear
 from tests.conftest import small_cnn
 from tests.conftest import to_numpy
 
@@ -36,6 +37,7 @@ class CountingModel:
         self.model = model
         self.layers = model.layers
         self.outputs = model.outputs
+        self.variables = model.variables
         self.calls = []
 
     def __call__(self, x, training=False):
@@ -43,13 +45,29 @@ class CountingModel:
         return self.model(x, training=training)
 
 
-def test_path_points_are_evaluated_in_full_chunks():
+def test_path_points_are_evaluated_in_full_chunks(monkeypatch):
+    from keras_interp import backend
+
+    # Run eagerly so every call is seen (a compiled one runs Python once).
+    monkeypatch.setattr(backend, "compiled", lambda fn, variables=(): fn)
     model = CountingModel(small_cnn(seed=0))
     x = np.random.default_rng(0).uniform(size=(6, 10, 10, 2)).astype("float32")
     attribution.integrated_gradients(model, x, 0, steps=50, batch_size=64)
     gradient_calls = model.calls[1:]  # the first call finds the class count
     # 300 path points in ceil(300 / 64) = 5 calls, never one per example.
     assert gradient_calls == [64, 64, 64, 64, 44]
+
+
+def test_compiled_gradient_follows_new_weights():
+    """The compiled gradient is cached per model; it must read the weights
+    at each call, not the ones it was traced with."""
+    model, w, b = linear(seed=0, in_shape=(5,), classes=4)
+    x = np.random.default_rng(1).normal(size=(3, 5)).astype("float32")
+    first = to_numpy(attribution.vanilla_gradient(model, x, 1))
+    model.set_weights([2 * w, b])
+    second = to_numpy(attribution.vanilla_gradient(model, x, 1))
+    np.testing.assert_array_equal(first, np.broadcast_to(w[:, 1], x.shape))
+    np.testing.assert_array_equal(second, np.broadcast_to(2 * w[:, 1], x.shape))
 
 
 @pytest.mark.parametrize("name", ["smoothgrad", "gradient_shap", "integrated_gradients"])
