@@ -3,9 +3,19 @@
 from keras_interp import attribution
 from keras_interp import backend
 from keras_interp import data
+from keras_interp import layers
 from keras_interp import models
+from keras_interp import regularizers
 from keras_interp import report
 
 __version__ = "0.1.0"
 
-__all__ = ["attribution", "backend", "data", "models", "report"]
+__all__ = [
+    "attribution",
+    "backend",
+    "data",
+    "layers",
+    "models",
+    "regularizers",
+    "report",
+]

@@ -46,3 +46,12 @@ def non_negative(value, name):
             f"`{name}` must be a finite number >= 0. Received: {name}={value}"
         )
     return value
+
+
+def positive(value, name):
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"`{name}` must be a finite number > 0. Received: {name}={value}"
+        )
+    return value
