@@ -1,5 +1,6 @@
 """keras_interp: train Keras models to be interpretable, and measure it."""
 
+from keras_interp import attacks
 from keras_interp import attribution
 from keras_interp import backend
 from keras_interp import data
@@ -11,6 +12,7 @@ from keras_interp import report
 __version__ = "0.1.0"
 
 __all__ = [
+    "attacks",
     "attribution",
     "backend",
     "data",
