@@ -43,7 +43,8 @@ def _l2_norm(v):
 def fgsm(model, x, y=None, *, epsilon, clip=None):
     """Fast gradient sign method (Goodfellow et al. 2015).
 
-    `x_adv = clip(x + epsilon * sign(d CE(f(x), y) / dx))`.
+    `x_adv = clip(x + epsilon * sign(d CE(f(x), y) / dx))`: one L-inf `pgd`
+    step of size epsilon from `x`.
 
     Args:
         model: a Keras classifier returning logits (or ending in softmax).
@@ -61,10 +62,9 @@ def fgsm(model, x, y=None, *, epsilon, clip=None):
     x_adv = keras_interp.attacks.fgsm(model, x, y, epsilon=0.1, clip=(0, 1))
     ```
     """
-    x = _checks.floating_input(x)
-    epsilon = _checks.positive(epsilon, "epsilon")
-    g = _loss_gradient(model, _labels(model, x, y))(x)
-    return _clip(x + epsilon * keras.ops.sign(g), clip)
+    return pgd(
+        model, x, y, epsilon=epsilon, steps=1, step_size=epsilon, random_start=False, clip=clip
+    )
 
 
 def pgd(
