@@ -8,10 +8,12 @@ from keras_interp import layers
 from keras_interp import models
 from keras_interp import regularizers
 from keras_interp import report
+from keras_interp.model import RegularizedModel
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "RegularizedModel",
     "attacks",
     "attribution",
     "backend",

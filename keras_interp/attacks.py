@@ -17,8 +17,11 @@ NORMS = ("linf", "l2")
 
 def _loss_gradient(model, y):
     logits = score_model(model, "logits")
+    one_hot = len(y.shape) == 2
 
     def loss(z):
+        if one_hot:
+            return keras.losses.categorical_crossentropy(y, logits(z), from_logits=True)
         return keras.losses.sparse_categorical_crossentropy(y, logits(z), from_logits=True)
 
     return backend.grad(loss)
@@ -28,7 +31,11 @@ def _labels(model, x, y):
     if y is None:
         # The model's own predictions: no label leaking (Kurakin et al. 2017).
         return keras.ops.argmax(score_model(model, "logits")(x), axis=-1)
-    return keras.ops.convert_to_tensor(y, "int32")
+    y = keras.ops.convert_to_tensor(y)
+    if len(y.shape) == 2 and y.shape[-1] == 1:
+        y = keras.ops.squeeze(y, axis=-1)
+    # One-hot (or soft) labels [B, C] stay floats; class indices become ints.
+    return keras.ops.cast(y, x.dtype) if len(y.shape) == 2 else keras.ops.cast(y, "int32")
 
 
 def _clip(x, clip):
@@ -49,7 +56,8 @@ def fgsm(model, x, y=None, *, epsilon, clip=None):
     Args:
         model: a Keras classifier returning logits (or ending in softmax).
         x: float array `[batch, ...]`.
-        y: int labels `[batch]`; None uses the model's predictions.
+        y: int labels `[batch]` or one-hot `[batch, classes]`; None uses
+            the model's predictions.
         epsilon: L-inf size of the step, > 0.
         clip: `(lo, hi)` data range to clip to, or None for no clipping.
 
@@ -92,7 +100,8 @@ def pgd(
     Args:
         model: a Keras classifier returning logits (or ending in softmax).
         x: float array `[batch, ...]`.
-        y: int labels `[batch]`; None uses the model's predictions.
+        y: int labels `[batch]` or one-hot labels `[batch, classes]`; None
+            uses the model's predictions.
         epsilon: radius of the ball, > 0.
         steps: ascent steps. Defaults to 7 (NsLoss paper, Table 1).
         step_size: size of one step. Defaults to `2.5 * epsilon / steps`.
@@ -100,7 +109,9 @@ def pgd(
         random_start: start from a random point of the ball. Defaults to
             True.
         clip: `(lo, hi)` data range, or None for no clipping.
-        seed: seed of the random start.
+        seed: seed of the random start: an int, None, or a
+            `keras.random.SeedGenerator` (which a training step passes so
+            the draws advance from step to step).
 
     Returns:
         The adversarial batch, a backend tensor shaped like `x`.
@@ -130,12 +141,14 @@ def pgd(
 
     x_adv = x
     if random_start:
-        gen = keras.random.SeedGenerator(seed)
+        gen = seed if isinstance(seed, keras.random.SeedGenerator) else keras.random.SeedGenerator(seed)
+        # The dynamic shape: inside a traced training step the batch size is unknown.
+        shape = keras.ops.shape(x)
         if norm == "linf":
-            start = keras.random.uniform(x.shape, -epsilon, epsilon, seed=gen)
+            start = keras.random.uniform(shape, -epsilon, epsilon, seed=gen)
         else:
-            u = keras.random.normal(x.shape, seed=gen)
-            radius = keras.random.uniform((x.shape[0],) + (1,) * (len(x.shape) - 1), 0, epsilon, seed=gen)
+            u = keras.random.normal(shape, seed=gen)
+            radius = keras.random.uniform((shape[0],) + (1,) * (len(x.shape) - 1), 0, epsilon, seed=gen)
             start = radius * u / _l2_norm(u)
         x_adv = project(x + start)
     for _ in range(steps):

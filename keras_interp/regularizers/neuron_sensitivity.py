@@ -1,8 +1,11 @@
 """NsLoss: the neuron-sensitivity regulariser of paper 1 (§4.2)."""
 
+import importlib
+
 import keras
 
 from keras_interp import _checks
+from keras_interp.regularizers.base import Regularizer
 
 
 def _per_neuron(clean, perturbed):
@@ -72,3 +75,132 @@ def neuron_sensitivities(clean, perturbed, epsilon):
         guarded = keras.ops.maximum(mean_activation, keras.backend.epsilon())
         out.append(mean_difference / (epsilon * units * guarded))
     return out
+
+
+def _layer_spec_config(spec):
+    """A layer name stays a string; a layer class becomes an importable path."""
+    if isinstance(spec, str):
+        return spec
+    return {"class": f"{spec.__module__}.{spec.__qualname__}"}
+
+
+def _layer_spec_from_config(spec):
+    if isinstance(spec, str):
+        return spec
+    module, _, name = spec["class"].rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+@keras.saving.register_keras_serializable(package="keras_interp")
+class NeuronSensitivity(Regularizer):
+    """NsLoss (paper 1, §4.2): penalises how much every neuron moves under
+    small random input perturbations.
+
+    Each training batch X is sent through the network together with N
+    copies of every sample perturbed on the L2 sphere of radius `epsilon`
+    (`keras_interp.layers.SpherePerturbation`), as one forward pass of
+    `(N + 1) * B` rows through a functional sub-model that outputs the
+    hooked layers' activations. The term is `neuron_sensitivity_loss` of
+    those activations, and the training loss is `CE + weight * NsLoss`
+    (paper 1, Eq. 3). Batch-norm layers see the clean and perturbed rows as
+    one batch; with small `epsilon` their statistics are those of the
+    clean batch up to O(epsilon).
+
+    Args:
+        weight: lambda of paper 1 Eq. 3, >= 0 (see `keras_interp.select_lambda`
+            for the paper's protocol, §4.4).
+        epsilon: radius of the perturbation sphere, > 0, in input units.
+        num_perturbations: N, perturbed copies per sample, >= 1. Defaults
+            to 5, the paper's value.
+        layers: the layers whose outputs are hooked: layer names and/or
+            layer classes (every layer of that class). Defaults to every
+            layer that has weights, the logits layer included.
+
+    Example:
+
+    ```python
+    model = keras_interp.RegularizedModel(
+        base, [keras_interp.regularizers.NeuronSensitivity(1.0, epsilon=0.5)]
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y)  # history has "loss" and "neuron_sensitivity"
+    ```
+    """
+
+    name = "neuron_sensitivity"
+    needs_activations = True
+
+    def __init__(self, weight, epsilon, num_perturbations=5, layers=None):
+        self.weight = _checks.non_negative(weight, "weight")
+        self.epsilon = _checks.positive(epsilon, "epsilon")
+        self.num_perturbations = _checks.positive_int(
+            num_perturbations, "num_perturbations"
+        )
+        if layers is not None:
+            if isinstance(layers, (str, type)):
+                layers = [layers]
+            layers = list(layers)
+            bad = [s for s in layers if not isinstance(s, (str, type))]
+            if not layers or bad:
+                raise TypeError(
+                    "`layers` must be a non-empty list of layer names or layer "
+                    f"classes. Received: layers={layers!r}"
+                )
+        self.layers = layers
+
+    def hooked_layers(self, model):
+        """The layers of `model` whose outputs NsLoss is computed on.
+
+        Raises:
+            ValueError: for a name that is not a layer of `model` (the
+                message lists the available names), or a selection that
+                matches no layer.
+        """
+        candidates = [
+            layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)
+        ]
+        if self.layers is None:
+            chosen = [layer for layer in candidates if layer.weights]
+        else:
+            names = [layer.name for layer in candidates]
+            chosen = []
+            for spec in self.layers:
+                if isinstance(spec, str):
+                    if spec not in names:
+                        raise ValueError(
+                            f"`layers` names a layer that {model.name!r} does not "
+                            f"have. Available layers: {names}. Received: "
+                            f"layers={self.layers!r}"
+                        )
+                    matches = [candidates[names.index(spec)]]
+                else:
+                    matches = [layer for layer in candidates if isinstance(layer, spec)]
+                chosen += [layer for layer in matches if layer not in chosen]
+            # Hook in network order, whatever order the user listed them in.
+            chosen = [layer for layer in candidates if layer in chosen]
+        if not chosen:
+            raise ValueError(
+                f"NeuronSensitivity found no layer to hook in {model.name!r}. "
+                f"Received: layers={self.layers!r}"
+            )
+        return chosen
+
+    def __call__(self, batch):
+        clean, perturbed = batch.activations
+        return neuron_sensitivity_loss(clean, perturbed, self.epsilon)
+
+    def get_config(self):
+        layers = None if self.layers is None else [_layer_spec_config(s) for s in self.layers]
+        return {
+            "weight": self.weight,
+            "epsilon": self.epsilon,
+            "num_perturbations": self.num_perturbations,
+            "layers": layers,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("layers") is not None:
+            config["layers"] = [_layer_spec_from_config(s) for s in config["layers"]]
+        return cls(**config)

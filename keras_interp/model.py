@@ -1,0 +1,305 @@
+"""RegularizedModel: any Keras model, trained with interpretability regularisers."""
+
+import threading
+
+import keras
+import numpy as np
+
+from keras_interp import regularizers as regularizers_lib
+from keras_interp.layers import SpherePerturbation
+
+
+class _Probe:
+    """The hooked-activation sub-model and the activations of the last pass.
+
+    A plain object, so Keras neither tracks the sub-model (its layers and
+    weights are the wrapped model's, saved once) nor wraps the cache.
+    The forward pass leaves its activations here and `compute_loss`, which
+    every trainer calls next with the same `y_pred` object, picks them up.
+    The cache is keyed by thread (`tf.distribute` runs replicas in threads)
+    and checked against `y_pred`, so a `compute_loss` not preceded by this
+    model's own forward pass recomputes instead of reading stale values.
+    """
+
+    def __init__(self, model, layers):
+        self.model = keras.Model(
+            model.inputs, [model.outputs[0]] + [layer.output for layer in layers]
+        )
+        self._cache = {}
+
+    def remember(self, y_pred, activations):
+        self._cache[threading.get_ident()] = (y_pred, activations)
+
+    def recall(self, y_pred):
+        entry = self._cache.pop(threading.get_ident(), None)
+        if entry is not None and entry[0] is y_pred:
+            return entry[1]
+        return None
+
+
+def _single_output(model):
+    outputs = getattr(model, "outputs", None)
+    if outputs is not None and len(outputs) != 1:
+        raise ValueError(
+            "RegularizedModel wraps a model with one output tensor of scores "
+            f"[batch, classes]. Received: a model with {len(outputs)} outputs"
+        )
+    if outputs is not None and len(outputs[0].shape) != 2:
+        raise ValueError(
+            "RegularizedModel wraps a classifier whose output is shaped "
+            f"[batch, classes]. Received: output shape {tuple(outputs[0].shape)}"
+        )
+
+
+@keras.saving.register_keras_serializable(package="keras_interp")
+class RegularizedModel(keras.Model):
+    """Wraps a Keras model so that `fit` adds interpretability regularisers.
+
+    `call` forwards to the wrapped model, and `compute_loss` (which the
+    TensorFlow, JAX and PyTorch trainers all call inside the differentiated
+    region) adds `weight * term` of every regulariser to the compiled loss,
+    or replaces it for a regulariser with `replaces_loss` (adversarial
+    training). Compile and fit it like the wrapped model; `predict` and
+    `evaluate` give the wrapped model's outputs and losses. Each term has
+    its own `keras.metrics.Mean`, so the history has e.g.
+    `neuron_sensitivity` (and `val_neuron_sensitivity` with
+    `evaluate_regularizers=True`).
+
+    With a `NeuronSensitivity` regulariser, the training forward pass runs
+    the batch and its N perturbed copies as one batch of `(N + 1) * B` rows
+    through a sub-model that outputs the hooked activations; the clean rows
+    give the prediction the compiled loss uses, so the clean pass is shared
+    (paper 1, §4.2: the N + 1 passes are the whole cost).
+
+    Seed generators (one per regulariser, seeded `seed + i` for the i-th)
+    and trackers live on this model, so JAX's stateless training threads
+    them and a saved model resumes the same random stream.
+
+    Args:
+        model: a built functional or Sequential Keras classifier with one
+            output `[batch, classes]` (logits, or probabilities matched by
+            the compiled loss). `NeuronSensitivity` needs symbolic inputs
+            (a functional or Sequential model); the other regularisers
+            also take subclassed models.
+        regularizers: a list of `keras_interp.regularizers.Regularizer`
+            (or names/configs accepted by `regularizers.get`).
+        seed: int seed of the regularisers' random draws, or None.
+        evaluate_regularizers: also compute the terms in `evaluate` (and
+            for validation data), add them to the loss there and report
+            them as `val_<name>`. Defaults to False: evaluation then is
+            exactly the wrapped model's.
+        **kwargs: `keras.Model` arguments (e.g. `name`).
+
+    Example:
+
+    ```python
+    import keras_interp as ki
+
+    model = ki.RegularizedModel(
+        ki.models.small_cnn((28, 28, 1), 10),
+        [ki.regularizers.NeuronSensitivity(weight=1.0, epsilon=0.5)],
+        seed=0,
+    )
+    model.compile(
+        "adam",
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    history = model.fit(x, y, epochs=2)
+    history.history["neuron_sensitivity"]
+    ```
+    """
+
+    def __init__(
+        self, model, regularizers, seed=None, evaluate_regularizers=False, **kwargs
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(model, keras.Model):
+            raise TypeError(
+                "`model` must be a keras.Model. Received: "
+                f"model={type(model).__name__}"
+            )
+        if isinstance(regularizers, (regularizers_lib.Regularizer, str, dict)):
+            regularizers = [regularizers]
+        regularizers = [regularizers_lib.get(r) for r in regularizers]
+        if not regularizers:
+            raise ValueError(
+                "`regularizers` must hold at least one regulariser. Received: "
+                "regularizers=[]"
+            )
+        sampling = [r for r in regularizers if r.needs_activations]
+        if len(sampling) > 1:
+            raise ValueError(
+                "RegularizedModel takes at most one regulariser that hooks "
+                f"activations (NeuronSensitivity). Received: regularizers={regularizers}"
+            )
+        if sum(r.replaces_loss for r in regularizers) > 1:
+            raise ValueError(
+                "RegularizedModel takes at most one regulariser that replaces "
+                f"the loss (AdversarialTraining). Received: regularizers={regularizers}"
+            )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"`seed` must be an int or None. Received: seed={seed!r}")
+        _single_output(model)
+
+        self.model = model
+        self.regularizers = regularizers
+        self.seed = None if seed is None else int(seed)
+        self.evaluate_regularizers = bool(evaluate_regularizers)
+        self._report_terms = True
+
+        def derived(i):
+            return None if self.seed is None else self.seed + i
+
+        self.perturbation = None
+        self._probe = None
+        generators = []
+        for i, reg in enumerate(regularizers):
+            if reg.needs_activations:
+                if getattr(model, "inputs", None) is None:
+                    raise ValueError(
+                        f"{type(reg).__name__} hooks layer outputs, which needs a "
+                        "model with symbolic inputs (functional, or Sequential "
+                        "starting with keras.Input). Received: a subclassed model "
+                        f"{model.name!r} without `inputs`"
+                    )
+                self.perturbation = SpherePerturbation(
+                    reg.num_perturbations, reg.epsilon, seed=derived(i)
+                )
+                self._probe = _Probe(model, reg.hooked_layers(model))
+                generators.append(None)
+            else:
+                generators.append(keras.random.SeedGenerator(derived(i)))
+        self.seed_generators = generators
+        self.trackers = [keras.metrics.Mean(name=reg.name) for reg in regularizers]
+        if model.built:
+            self.built = True
+
+    def call(self, inputs, training=None):
+        if not (training and self._probe is not None):
+            return self.model(inputs, training=training)
+        y_pred, activations = self._hooked_pass(inputs, training=True)
+        self._probe.remember(y_pred, activations)
+        return y_pred
+
+    def _hooked_pass(self, x, training):
+        """One forward pass of the batch and its N perturbed copies."""
+        batch = keras.ops.shape(x)[0]
+        rows = keras.ops.concatenate([x, self.perturbation(x, training=True)], axis=0)
+        outputs = self._probe.model(rows, training=training)
+        activations = (
+            [a[:batch] for a in outputs[1:]],
+            [a[batch:] for a in outputs[1:]],
+        )
+        return outputs[0][:batch], activations
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        activations = None if self._probe is None else self._probe.recall(y_pred)
+
+        def loss(prediction):
+            return super(RegularizedModel, self).compute_loss(
+                x, y, prediction, sample_weight, training=training
+            )
+
+        if not (training or self.evaluate_regularizers):
+            return loss(y_pred)
+        if self._probe is not None and activations is None:
+            _, activations = self._hooked_pass(x, training=training)
+
+        rows = keras.ops.shape(x)[0]
+        terms = []
+        for reg, seed, tracker in zip(self.regularizers, self.seed_generators, self.trackers):
+            batch = regularizers_lib.Batch(
+                model=self.model,
+                x=x,
+                y=y,
+                y_pred=y_pred,
+                sample_weight=sample_weight,
+                loss=loss,
+                seed=seed,
+                activations=activations,
+                training=training,
+            )
+            term = reg(batch)
+            # Weighted by batch size, like Keras' own loss tracker, so the
+            # epoch means of `loss` and the terms combine exactly.
+            tracker.update_state(term, sample_weight=rows)
+            terms.append((reg, term))
+
+        replaced = [term for reg, term in terms if reg.replaces_loss]
+        total = replaced[0] if replaced else loss(y_pred)
+        for reg, term in terms:
+            if not reg.replaces_loss:
+                total = total + reg.weight * term
+        return total
+
+    def evaluate(self, *args, **kwargs):
+        # Terms not computed in evaluation are left out of its logs rather
+        # than reported as 0.
+        self._report_terms = self.evaluate_regularizers
+        try:
+            return super().evaluate(*args, **kwargs)
+        finally:
+            self._report_terms = True
+
+    def get_metrics_result(self):
+        logs = super().get_metrics_result()
+        if not self._report_terms:
+            for tracker in self.trackers:
+                logs.pop(tracker.name, None)
+        return logs
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_labels(y)
+        return super().fit(x, y, *args, **kwargs)
+
+    def _check_labels(self, y):
+        """Rejects in-memory labels that cannot match the output, before training."""
+        if y is None or not hasattr(y, "shape") or not hasattr(y, "dtype"):
+            return
+        outputs = getattr(self.model, "outputs", None)
+        if outputs is None:
+            return
+        classes = outputs[0].shape[-1]
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[-1] == 1:
+            y = y[:, 0]
+        if y.ndim == 1:
+            if y.size and (np.min(y) < 0 or np.max(y) >= classes or np.any(y != np.round(y))):
+                raise ValueError(
+                    f"Class-index labels must be integers in [0, {classes}) for a "
+                    f"model with {classes} outputs. Received: labels in "
+                    f"[{np.min(y)}, {np.max(y)}]"
+                )
+        elif y.ndim == 2:
+            if y.shape[-1] != classes:
+                raise ValueError(
+                    f"One-hot labels must have {classes} columns, one per model "
+                    f"output. Received: y.shape={y.shape}"
+                )
+        else:
+            raise ValueError(
+                "Labels must be class indices [batch] or one-hot [batch, "
+                f"classes]. Received: y.shape={y.shape}"
+            )
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "model": keras.saving.serialize_keras_object(self.model),
+            "regularizers": [
+                keras.saving.serialize_keras_object(r) for r in self.regularizers
+            ],
+            "seed": self.seed,
+            "evaluate_regularizers": self.evaluate_regularizers,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["model"] = keras.saving.deserialize_keras_object(config["model"])
+        config["regularizers"] = [
+            keras.saving.deserialize_keras_object(r) for r in config["regularizers"]
+        ]
+        return cls(**config)
