@@ -151,3 +151,27 @@ def compiled(fn, variables=()):
 
         return lambda *args: pure([v.value for v in variables], *args)
     return fn
+
+
+def fused(fn):
+    """Fuses an element-wise-heavy tensor function into compiled kernels.
+
+    For arithmetic over large activations (NsLoss reads every hooked
+    activation of N + 1 passes), per-op kernels make one memory pass per op
+    in the forward and again in the backward pass. TensorFlow gets the
+    function XLA-compiled on its own (`jit_compile=True`), inside an
+    otherwise unchanged, non-XLA training step; JAX already fuses inside
+    its jitted step; PyTorch runs it eagerly.
+
+    Args:
+        fn: a pure function of tensors (no variables, no random draws);
+            Python scalars among its arguments are compile-time constants.
+
+    Returns:
+        A callable with the signature of `fn`, differentiable like `fn`.
+    """
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, jit_compile=True, reduce_retracing=True)
+    return fn

@@ -187,11 +187,7 @@ class RegularizedModel(keras.Model):
         batch = keras.ops.shape(x)[0]
         rows = keras.ops.concatenate([x, self.perturbation(x, training=True)], axis=0)
         outputs = self._probe.model(rows, training=training)
-        activations = (
-            [a[:batch] for a in outputs[1:]],
-            [a[batch:] for a in outputs[1:]],
-        )
-        return outputs[0][:batch], activations
+        return outputs[0][:batch], list(outputs[1:])
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         activations = None if self._probe is None else self._probe.recall(y_pred)
@@ -282,6 +278,27 @@ class RegularizedModel(keras.Model):
                 "Labels must be class indices [batch] or one-hot [batch, "
                 f"classes]. Received: y.shape={y.shape}"
             )
+
+    def _seed_generators_in_use(self):
+        generators = [g for g in self.seed_generators if g is not None]
+        if self.perturbation is not None:
+            generators.append(self.perturbation.seed_generator)
+        return generators
+
+    # Keras saves no seed-generator state; saving it here makes a reloaded
+    # model (or one resumed by BackupAndRestore) continue the same draws.
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        for i, generator in enumerate(self._seed_generators_in_use()):
+            store[f"seed_state_{i}"] = keras.ops.convert_to_numpy(generator.state.value)
+
+    def load_own_variables(self, store):
+        keys = [k for k in store.keys() if not k.startswith("seed_state_")]
+        super().load_own_variables({k: store[k] for k in keys})
+        for i, generator in enumerate(self._seed_generators_in_use()):
+            key = f"seed_state_{i}"
+            if key in store.keys():
+                generator.state.assign(store[key])
 
     def get_config(self):
         return {

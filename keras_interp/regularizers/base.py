@@ -29,9 +29,9 @@ class Batch(NamedTuple):
         seed: a `keras.random.SeedGenerator` owned by the model for this
             regulariser (None for regularisers that sample in the forward
             pass).
-        activations: `(clean, perturbed)` hooked activations for
-            regularisers with `needs_activations`: lists with one tensor per
-            hooked layer, `[B, ...]` and `[N * B, ...]` (perturbation-major).
+        activations: for regularisers with `needs_activations`, one tensor
+            per hooked layer, `[(N + 1) * B, ...]`: the activations of the B
+            clean rows, then of their N perturbed copies, perturbation-major.
         training: whether the step is a training step.
     """
 
