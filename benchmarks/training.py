@@ -96,7 +96,7 @@ def main():
     def naive():
         base = ki.models.small_cnn()
         hooked = regularizers.NeuronSensitivity(1.0, 0.5).hooked_layers(base)
-        probe = keras.Model(base.inputs, [layer.output for layer in hooked])
+        probe = keras.Model(base.inputs[0], [layer.output for layer in hooked])
         reg = NaiveNeuronSensitivity(probe, 1.0, 0.5, n)
         return compiled(ki.RegularizedModel(base, [reg], seed=0))
 

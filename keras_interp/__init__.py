@@ -8,6 +8,7 @@ from keras_interp import layers
 from keras_interp import models
 from keras_interp import regularizers
 from keras_interp import report
+from keras_interp.lambda_search import select_lambda
 from keras_interp.model import RegularizedModel
 
 __version__ = "0.1.0"
@@ -22,4 +23,5 @@ __all__ = [
     "models",
     "regularizers",
     "report",
+    "select_lambda",
 ]

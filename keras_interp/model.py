@@ -22,8 +22,9 @@ class _Probe:
     """
 
     def __init__(self, model, layers):
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
         self.model = keras.Model(
-            model.inputs, [model.outputs[0]] + [layer.output for layer in layers]
+            inputs, [model.outputs[0]] + [layer.output for layer in layers]
         )
         self._cache = {}
 
