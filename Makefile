@@ -39,6 +39,7 @@ demo: install
 
 bench: install
 	KERAS_BACKEND=tensorflow $(PY) benchmarks/attribution.py
+	for b in tensorflow jax torch; do KERAS_BACKEND=$$b $(PY) benchmarks/training.py; done
 
 clean:
 	rm -rf $(VENV) demo_out

@@ -247,8 +247,21 @@ class RegularizedModel(keras.Model):
         return logs
 
     def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_inputs(x)
         self._check_labels(y)
         return super().fit(x, y, *args, **kwargs)
+
+    @staticmethod
+    def _check_inputs(x):
+        """Rejects in-memory inputs with NaN or inf, before training."""
+        if hasattr(x, "shape") and hasattr(x, "dtype"):
+            x = np.asarray(x)
+            if x.dtype.kind == "f" and not np.isfinite(x).all():
+                raise ValueError(
+                    "`x` must be finite: the regularisers' perturbations and "
+                    f"gradients turn NaN or inf into NaN losses. Received: x with "
+                    f"{np.size(x) - np.isfinite(x).sum()} non-finite values"
+                )
 
     def _check_labels(self, y):
         """Rejects in-memory labels that cannot match the output, before training."""

@@ -213,4 +213,8 @@ def test_bad_input_is_rejected_before_training():
         wrapped.fit(x, np.arange(8) + 2, verbose=0)
     with pytest.raises(ValueError, match=r"4 columns.*Received: y.shape=\(8, 3\)"):
         wrapped.fit(x, np.zeros((8, 3), "float32"), verbose=0)
+    bad = x.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="Received: x with 1 non-finite values"):
+        wrapped.fit(bad, y, verbose=0)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
