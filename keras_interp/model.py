@@ -74,7 +74,10 @@ class RegularizedModel(keras.Model):
 
     Seed generators (one per regulariser, seeded `seed + i` for the i-th)
     and trackers live on this model, so JAX's stateless training threads
-    them and a saved model resumes the same random stream.
+    them and a saved model resumes the same random stream. Evaluation
+    draws from a second stream, restarted at every `evaluate`, so
+    validation does not shift the training draws and scores every epoch
+    on the same perturbations.
 
     Args:
         model: a built functional or Sequential Keras classifier with one
@@ -149,13 +152,8 @@ class RegularizedModel(keras.Model):
         self.evaluate_regularizers = bool(evaluate_regularizers)
         self._report_terms = True
 
-        def derived(i):
-            return None if self.seed is None else self.seed + i
-
-        self.perturbation = None
         self._probe = None
-        generators = []
-        for i, reg in enumerate(regularizers):
+        for reg in regularizers:
             if reg.needs_activations:
                 if getattr(model, "inputs", None) is None:
                     raise ValueError(
@@ -164,29 +162,57 @@ class RegularizedModel(keras.Model):
                         "starting with keras.Input). Received: a subclassed model "
                         f"{model.name!r} without `inputs`"
                     )
-                self.perturbation = SpherePerturbation(
-                    reg.num_perturbations, reg.epsilon, seed=derived(i)
-                )
                 self._probe = _Probe(model, reg.hooked_layers(model))
-                generators.append(None)
-            else:
-                generators.append(keras.random.SeedGenerator(derived(i)))
-        self.seed_generators = generators
+        self.perturbation, self.seed_generators = self._random_streams()
+        if self.evaluate_regularizers:
+            # A stream of its own, restarted by every `evaluate`: validation
+            # neither shifts the training draws nor varies between epochs.
+            self.evaluation_perturbation, self.evaluation_seed_generators = (
+                self._random_streams()
+            )
+            self._evaluation_start = [
+                keras.ops.convert_to_numpy(g.state.value)
+                for g in self._generators(training=False)
+            ]
         self.trackers = [keras.metrics.Mean(name=reg.name) for reg in regularizers]
         if model.built:
             self.built = True
 
+    def _random_streams(self):
+        """A SpherePerturbation or a SeedGenerator per regulariser, seeded `seed + i`."""
+        perturbation, generators = None, []
+        for i, reg in enumerate(self.regularizers):
+            seed = None if self.seed is None else self.seed + i
+            if reg.needs_activations:
+                perturbation = SpherePerturbation(reg.num_perturbations, reg.epsilon, seed=seed)
+                generators.append(None)
+            else:
+                generators.append(keras.random.SeedGenerator(seed))
+        return perturbation, generators
+
+    def _stream(self, training):
+        if training:
+            return self.perturbation, self.seed_generators
+        return self.evaluation_perturbation, self.evaluation_seed_generators
+
+    def _generators(self, training):
+        perturbation, generators = self._stream(training)
+        generators = [g for g in generators if g is not None]
+        if perturbation is not None:
+            generators.append(perturbation.seed_generator)
+        return generators
+
     def call(self, inputs, training=None):
         if not (training and self._probe is not None):
             return self.model(inputs, training=training)
-        y_pred, activations = self._hooked_pass(inputs, training=True)
+        y_pred, activations = self._hooked_pass(inputs, self.perturbation, training=True)
         self._probe.remember(y_pred, activations)
         return y_pred
 
-    def _hooked_pass(self, x, training):
+    def _hooked_pass(self, x, perturbation, training):
         """One forward pass of the batch and its N perturbed copies."""
         batch = keras.ops.shape(x)[0]
-        rows = keras.ops.concatenate([x, self.perturbation(x, training=True)], axis=0)
+        rows = keras.ops.concatenate([x, perturbation(x, training=True)], axis=0)
         outputs = self._probe.model(rows, training=training)
         return outputs[0][:batch], list(outputs[1:])
 
@@ -200,12 +226,13 @@ class RegularizedModel(keras.Model):
 
         if not (training or self.evaluate_regularizers):
             return loss(y_pred)
+        perturbation, generators = self._stream(training)
         if self._probe is not None and activations is None:
-            _, activations = self._hooked_pass(x, training=training)
+            _, activations = self._hooked_pass(x, perturbation, training=training)
 
         rows = keras.ops.shape(x)[0]
         terms = []
-        for reg, seed, tracker in zip(self.regularizers, self.seed_generators, self.trackers):
+        for reg, seed, tracker in zip(self.regularizers, generators, self.trackers):
             batch = regularizers_lib.Batch(
                 model=self.model,
                 x=x,
@@ -234,6 +261,9 @@ class RegularizedModel(keras.Model):
         # Terms not computed in evaluation are left out of its logs rather
         # than reported as 0.
         self._report_terms = self.evaluate_regularizers
+        if self.evaluate_regularizers:
+            for generator, start in zip(self._generators(training=False), self._evaluation_start):
+                generator.state.assign(start)
         try:
             return super().evaluate(*args, **kwargs)
         finally:
@@ -293,23 +323,17 @@ class RegularizedModel(keras.Model):
                 f"classes]. Received: y.shape={y.shape}"
             )
 
-    def _seed_generators_in_use(self):
-        generators = [g for g in self.seed_generators if g is not None]
-        if self.perturbation is not None:
-            generators.append(self.perturbation.seed_generator)
-        return generators
-
     # Keras saves no seed-generator state; saving it here makes a reloaded
     # model (or one resumed by BackupAndRestore) continue the same draws.
     def save_own_variables(self, store):
         super().save_own_variables(store)
-        for i, generator in enumerate(self._seed_generators_in_use()):
+        for i, generator in enumerate(self._generators(training=True)):
             store[f"seed_state_{i}"] = keras.ops.convert_to_numpy(generator.state.value)
 
     def load_own_variables(self, store):
         keys = [k for k in store.keys() if not k.startswith("seed_state_")]
         super().load_own_variables({k: store[k] for k in keys})
-        for i, generator in enumerate(self._seed_generators_in_use()):
+        for i, generator in enumerate(self._generators(training=True)):
             key = f"seed_state_{i}"
             if key in store.keys():
                 generator.state.assign(store[key])

@@ -218,3 +218,29 @@ def test_bad_input_is_rejected_before_training():
     with pytest.raises(ValueError, match="Received: x with 1 non-finite values"):
         wrapped.fit(bad, y, verbose=0)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_validation_neither_shifts_training_draws_nor_varies():
+    x, y = batch(8, n=32)
+
+    def run(validation):
+        wrapped = ki.RegularizedModel(
+            small_cnn(8),
+            [regularizers.NeuronSensitivity(1.0, 0.5), regularizers.JacobianNorm(0.1)],
+            seed=0,
+            evaluate_regularizers=True,
+        )
+        wrapped.compile(keras.optimizers.SGD(0.0), CE)
+        history = wrapped.fit(
+            x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=validation
+        ).history
+        return wrapped, history
+
+    wrapped, with_validation = run((x[:16], y[:16]))
+    _, without = run(None)
+    for key in ("neuron_sensitivity", "jacobian_norm"):
+        np.testing.assert_allclose(with_validation[key], without[key], rtol=1e-6)
+        # lr 0 and a restarted stream: both epochs score the same draws.
+        assert with_validation["val_" + key][0] == with_validation["val_" + key][1]
+    again = [wrapped.evaluate(x, y, verbose=0, return_dict=True) for _ in range(2)]
+    assert again[0] == again[1]
