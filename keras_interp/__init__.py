@@ -5,6 +5,7 @@ from keras_interp import attribution
 from keras_interp import backend
 from keras_interp import data
 from keras_interp import layers
+from keras_interp import metrics
 from keras_interp import models
 from keras_interp import regularizers
 from keras_interp import report
@@ -20,6 +21,7 @@ __all__ = [
     "backend",
     "data",
     "layers",
+    "metrics",
     "models",
     "regularizers",
     "report",

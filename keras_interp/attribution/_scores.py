@@ -164,8 +164,3 @@ def prepare(model, x, target, output, batch_size):
     scores = score_model(model, output)
     targets = resolve_targets(scores, x, target, batch_size)
     return x, gradient_function(model, output), targets, batch_size
-
-
-def rows(tensor, index):
-    """`tensor[index]` for an int numpy index array, as a backend op."""
-    return keras.ops.take(tensor, keras.ops.convert_to_tensor(index, "int32"), axis=0)

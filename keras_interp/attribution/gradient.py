@@ -2,9 +2,8 @@
 
 import keras
 
-from keras_interp.attribution import _sampling
+from keras_interp import _sampling
 from keras_interp.attribution._scores import prepare
-from keras_interp.attribution._scores import rows
 
 
 def vanilla_gradient(
@@ -45,7 +44,7 @@ def vanilla_gradient(
     x, gradient, targets, batch_size = prepare(model, x, target, output, batch_size)
 
     def term(s, e, drawn):
-        return gradient(rows(x, e), rows(targets, e))
+        return gradient(_sampling.rows(x, e), _sampling.rows(targets, e))
 
     return _sampling.sample_sum(term, x.shape[0], 1, batch_size)
 

@@ -3,9 +3,8 @@
 import keras
 
 from keras_interp import _checks
-from keras_interp.attribution import _sampling
+from keras_interp import _sampling
 from keras_interp.attribution._scores import prepare
-from keras_interp.attribution._scores import rows
 
 
 def _references(baselines, x):
@@ -88,10 +87,10 @@ def gradient_shap(
         }
 
     def term(s, e, drawn):
-        z = rows(x, e) + drawn["noise"]
+        z = _sampling.rows(x, e) + drawn["noise"]
         b = keras.ops.take(refs, drawn["ref"], axis=0)
         point = b + drawn["alpha"] * (z - b)
-        return (z - b) * gradient(point, rows(targets, e))
+        return (z - b) * gradient(point, _sampling.rows(targets, e))
 
     total = _sampling.sample_sum(term, x.shape[0], num_samples, batch_size, draw)
     return total / num_samples

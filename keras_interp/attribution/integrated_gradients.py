@@ -4,9 +4,8 @@ import keras
 import numpy as np
 
 from keras_interp import _checks
-from keras_interp.attribution import _sampling
+from keras_interp import _sampling
 from keras_interp.attribution._scores import prepare
-from keras_interp.attribution._scores import rows
 
 
 def _left(n):
@@ -122,12 +121,12 @@ def integrated_gradients(
     weights = keras.ops.convert_to_tensor(weights, x.dtype)
 
     def term(s, e, drawn):
-        x_e = rows(x, e)
-        b_e = rows(base, e) if per_example_base else base
-        a = rows(alphas, s)
+        x_e = _sampling.rows(x, e)
+        b_e = _sampling.rows(base, e) if per_example_base else base
+        a = _sampling.rows(alphas, s)
         a = keras.ops.reshape(a, (-1,) + (1,) * (len(x.shape) - 1))
-        grads = gradient(b_e + a * (x_e - b_e), rows(targets, e))
-        return keras.ops.reshape(rows(weights, s), a.shape) * grads
+        grads = gradient(b_e + a * (x_e - b_e), _sampling.rows(targets, e))
+        return keras.ops.reshape(_sampling.rows(weights, s), a.shape) * grads
 
     mean_grads = _sampling.sample_sum(term, x.shape[0], len(alphas), batch_size)
     return (x - base) * mean_grads

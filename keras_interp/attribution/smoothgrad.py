@@ -6,9 +6,8 @@ import keras
 import numpy as np
 
 from keras_interp import _checks
-from keras_interp.attribution import _sampling
+from keras_interp import _sampling
 from keras_interp.attribution._scores import prepare
-from keras_interp.attribution._scores import rows
 from keras_interp.attribution.gradient import vanilla_gradient
 
 
@@ -68,8 +67,8 @@ def smooth(method, num_samples=50, noise=0.15):
         def term(s, e, drawn):
             return method(
                 model,
-                rows(x, e) + drawn["noise"],
-                rows(targets, e),
+                _sampling.rows(x, e) + drawn["noise"],
+                _sampling.rows(targets, e),
                 output=output,
                 batch_size=batch_size,
                 seed=int(inner_seeds.integers(2**31 - 1)),

@@ -74,7 +74,7 @@ def test_compiled_gradient_follows_new_weights():
 def test_chunks_across_example_blocks_and_draw_groups(name, monkeypatch):
     """Tiny blocks and draw groups force every chunk boundary case; the
     result must still not depend on batch_size."""
-    from keras_interp.attribution import _sampling
+    from keras_interp import _sampling
 
     method = attribution.get(name)
     model = small_cnn(seed=0)

@@ -1,4 +1,4 @@
-"""The one sampling loop behind every attribution method.
+"""The one sampling loop behind every attribution method and metric.
 
 Methods that average over samples (integration steps, noisy copies, random
 baselines) describe one sample of one example as a batched function of
@@ -22,46 +22,56 @@ EXAMPLE_BLOCK = 256
 DRAW_ROWS = 1024
 
 
+def sample_chunks(num_examples, num_samples, batch_size, draw=None):
+    """Walks the (sample, example) grid in chunks of at most `batch_size` rows.
+
+    Examples go in blocks of `EXAMPLE_BLOCK`; within a block the rows are
+    sample-major (all examples of sample 0, then of sample 1, ...).
+
+    Args:
+        num_examples: number of examples, B.
+        num_samples: number of samples per example, S.
+        batch_size: most rows per chunk.
+        draw: optional `draw(n) -> dict of [n, ...] tensors`, the random
+            quantities of `n` rows, sample-major: `n` is a whole number of
+            samples of the current block of examples.
+
+    Yields:
+        `(s, e, drawn)`: int numpy arrays of each row's sample and example
+        index, and the row's draws (a dict of backend tensors, or None).
+    """
+    for e0 in range(0, num_examples, EXAMPLE_BLOCK):
+        block = min(EXAMPLE_BLOCK, num_examples - e0)
+        # Random draws are made for `group` samples at once (a fixed number
+        # of rows, so few small ops) and cached until the chunks move past.
+        group = max(1, DRAW_ROWS // block)
+        cache = {}
+        for start in range(0, num_samples * block, batch_size):
+            rows = np.arange(start, min(start + batch_size, num_samples * block))
+            s, local = rows // block, rows % block
+            drawn = None
+            if draw is not None:
+                drawn = _gather_draws(draw, cache, s, local, block, group)
+            yield s, local + e0, drawn
+
+
 def sample_sum(term, num_examples, num_samples, batch_size, draw=None):
     """Sums `term` over samples, per example, in chunks of `batch_size` rows.
 
     Args:
         term: `term(s, e, drawn) -> [rows, ...]`, the contribution of sample
-            `s[r]` to example `e[r]` for each row `r`; `s` and `e` are int
-            numpy arrays, `drawn` is a dict of backend tensors with one row
-            per `r` (or None when `draw` is None).
-        num_examples: number of examples, B.
-        num_samples: number of samples per example, S.
-        batch_size: most rows per call to `term`.
-        draw: optional `draw(n) -> dict of [n, ...] tensors`, the random
-            quantities of `n` rows, sample-major: `n` is a whole number of
-            samples of the current block of examples.
+            `s[r]` to example `e[r]` for each row `r` (see `sample_chunks`).
+        num_examples, num_samples, batch_size, draw: as in `sample_chunks`.
 
     Returns:
         A backend tensor `[B, ...]`: for each example, the sum of its rows.
     """
-    blocks = []
-    for e0 in range(0, num_examples, EXAMPLE_BLOCK):
-        block = min(EXAMPLE_BLOCK, num_examples - e0)
-        blocks.append(_block_sum(term, e0, block, num_samples, batch_size, draw))
-    return blocks[0] if len(blocks) == 1 else keras.ops.concatenate(blocks, 0)
-
-
-def _block_sum(term, e0, block, num_samples, batch_size, draw):
-    # Random draws are made for `group` samples at once (a fixed number of
-    # rows, so few small ops) and cached until the chunks move past them.
-    group = max(1, DRAW_ROWS // block)
-    cache = {}
     total = None
-    for start in range(0, num_samples * block, batch_size):
-        rows = np.arange(start, min(start + batch_size, num_samples * block))
-        s, local = rows // block, rows % block
-        drawn = None
-        if draw is not None:
-            drawn = _gather_draws(draw, cache, s, local, block, group)
-        part = term(s, local + e0, drawn)
+    for s, e, drawn in sample_chunks(num_examples, num_samples, batch_size, draw):
         part = keras.ops.segment_sum(
-            part, keras.ops.convert_to_tensor(local, "int32"), num_segments=block
+            term(s, e, drawn),
+            keras.ops.convert_to_tensor(e, "int32"),
+            num_segments=num_examples,
         )
         total = part if total is None else total + part
     return total
@@ -95,3 +105,8 @@ def seed_generator(seed):
     if seed is None:
         seed = int(np.random.randint(0, 2**31 - 1))
     return keras.random.SeedGenerator(seed)
+
+
+def rows(tensor, index):
+    """`tensor[index]` for an int numpy index array, as a backend op."""
+    return keras.ops.take(tensor, keras.ops.convert_to_tensor(index, "int32"), axis=0)

@@ -1,0 +1,81 @@
+"""What every metric shares: its direction, batch handling and normalisation."""
+
+import keras
+import numpy as np
+
+from keras_interp import attribution
+
+
+def metric(higher_is_better):
+    """Marks a metric function with the direction of a better score.
+
+    `EarlyStopping(mode=...)`, report tables and the comparison job read
+    `fn.higher_is_better`.
+    """
+
+    def mark(fn):
+        fn.higher_is_better = higher_is_better
+        return fn
+
+    return mark
+
+
+def attributions_batch(a, name="attributions"):
+    """`a` as a float32 backend tensor with a leading example axis (>= 2-D)."""
+    dtype = keras.backend.standardize_dtype(getattr(a, "dtype", np.asarray(a).dtype))
+    if "float" not in dtype and "int" not in dtype:
+        raise TypeError(f"`{name}` must be a numeric array. Received: {name}.dtype={dtype}")
+    a = keras.ops.convert_to_tensor(a, "float32")
+    if len(a.shape) < 2:
+        raise ValueError(
+            f"`{name}` must be a batch shaped [B, ...]. Received: {name}.shape={tuple(a.shape)}"
+        )
+    return a
+
+
+def flat(a):
+    """[B, ...] -> [B, F]."""
+    return keras.ops.reshape(a, (keras.ops.shape(a)[0], -1))
+
+
+def normalise_by_max(a, per_example=False):
+    """Quantus' `normalise_by_max`: divide by the largest |a|.
+
+    Over the whole batch, as Quantus 0.6.0 does by default (so a map's
+    scale depends on the other maps in the batch), or per example. An
+    all-zero array (or example) is returned unchanged.
+    """
+    magnitude = keras.ops.abs(a)
+    if per_example:
+        axes = tuple(range(1, len(a.shape)))
+        peak = keras.ops.max(magnitude, axis=axes, keepdims=True)
+    else:
+        peak = keras.ops.max(magnitude)
+    return a / keras.ops.where(peak > 0, peak, 1.0)
+
+
+def scores(t):
+    """A per-example score tensor as a float64 NumPy array."""
+    return np.asarray(keras.ops.convert_to_numpy(t), dtype="float64")
+
+
+def explainer(explain):
+    """An attribution method, given as a callable or by name."""
+    if isinstance(explain, str):
+        return attribution.get(explain)
+    if not callable(explain):
+        raise TypeError(
+            "`explain` must be an attribution method (a callable "
+            "`explain(model, x, target)`) or its name. Received: "
+            f"explain={explain!r}"
+        )
+    return explain
+
+
+def explain_in_chunks(model, explain, x, y, batch_size):
+    """`explain(model, x, y)` over `batch_size` examples per call, shaped like its output."""
+    parts = [
+        keras.ops.convert_to_tensor(explain(model, x[i : i + batch_size], y[i : i + batch_size]))
+        for i in range(0, x.shape[0], batch_size)
+    ]
+    return parts[0] if len(parts) == 1 else keras.ops.concatenate(parts, 0)
