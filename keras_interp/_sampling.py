@@ -110,3 +110,16 @@ def seed_generator(seed):
 def rows(tensor, index):
     """`tensor[index]` for an int numpy index array, as a backend op."""
     return keras.ops.take(tensor, keras.ops.convert_to_tensor(index, "int32"), axis=0)
+
+
+def numpy_generator(seed):
+    """A NumPy generator for draws that must agree across backends.
+
+    Metrics draw their noise and subsets with NumPy, so the same seed gives
+    the same scores on TensorFlow, JAX and PyTorch. `seed=None` draws a
+    seed from NumPy's global state, which `keras.utils.set_random_seed`
+    controls.
+    """
+    if seed is None:
+        seed = int(np.random.randint(0, 2**31 - 1))
+    return np.random.default_rng(seed)

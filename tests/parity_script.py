@@ -1,11 +1,13 @@
-"""Computes attributions on the active backend and saves them; run by
+"""Computes attributions and metrics on the active backend and saves them; run by
 tests/test_backend_parity.py once per backend, each in its own process."""
 
+import functools
 import sys
 
 import numpy as np
 
 from keras_interp import attribution
+from keras_interp import metrics
 from tests.conftest import small_cnn
 from tests.conftest import to_numpy
 
@@ -25,6 +27,28 @@ def main(path):
             attribution.integrated_gradients, num_samples=2, noise=0.0
         )(model, x, target, steps=8),
     }
+    ig = out["integrated_gradients"]
+    vanilla = functools.partial(attribution.vanilla_gradient)
+    options = dict(seed=3, verbose=0)
+    out.update(
+        {
+            "max_sensitivity": metrics.max_sensitivity(model, x, target, vanilla, num_samples=4, **options),
+            "avg_sensitivity": metrics.avg_sensitivity(model, x, target, vanilla, num_samples=4, **options),
+            "local_lipschitz_estimate": metrics.local_lipschitz_estimate(
+                model, x, target, vanilla, num_samples=4, **options
+            ),
+            "faithfulness_correlation": metrics.faithfulness_correlation(
+                model, x, target, ig, num_runs=10, subset_size=20, **options
+            ),
+            "faithfulness_estimate": metrics.faithfulness_estimate(
+                model, x, target, ig, features_in_step=5, verbose=0
+            ),
+            "complexity": metrics.complexity(ig),
+            "sparseness": metrics.sparseness(ig),
+            "rank_correlation": metrics.rank_correlation(ig, out["vanilla_gradient"]),
+            "ssim": metrics.ssim(ig[..., 0], out["vanilla_gradient"][..., 0]),
+        }
+    )
     np.savez(path, **{k: to_numpy(v) for k, v in out.items()})
 
 

@@ -1,8 +1,11 @@
-"""The same weights give the same attributions on TensorFlow, JAX and
-PyTorch. Each backend runs in its own process (a backend is fixed at import).
+"""The same weights give the same attributions and metric scores on
+TensorFlow, JAX and PyTorch. Each backend runs in its own process (a backend
+is fixed at import).
 
-Random methods (smoothgrad, gradient_shap) draw from each backend's own
-generator, so only their deterministic limits are compared here.
+Random attribution methods (smoothgrad, gradient_shap) draw from each
+backend's own generator, so only their deterministic limits are compared;
+the Monte-Carlo metrics draw with NumPy, so the same seed gives the same
+scores on every backend.
 """
 
 import itertools

@@ -122,7 +122,8 @@ def faithfulness_correlation(
         num_runs: random subsets per example. Defaults to 100.
         subset_size: features per subset. Defaults to 224.
         batch_size: perturbed copies scored per model call. Defaults to 256.
-        seed: seed of the subsets; scores do not depend on `batch_size`.
+        seed: seed of the subsets, drawn with NumPy: scores do not depend
+            on `batch_size` or on the backend.
         verbose: 1 shows a progress bar, 0 is silent.
 
     Returns:
@@ -160,13 +161,15 @@ def faithfulness_correlation(
 
 def _subset_draw(features, subset_size, seed):
     """`draw(n)` of `sample_chunks`: n random feature subsets, as masks."""
-    gen = _sampling.seed_generator(seed)
+    rng = _sampling.numpy_generator(seed)
 
     def draw(n):
-        # A uniformly random subset: the `subset_size` largest of F uniform keys.
-        keys = keras.random.uniform((n, features), seed=gen)
-        kth = keras.ops.top_k(keys, subset_size, sorted=True)[0][:, -1:]
-        return {"mask": keys >= kth}
+        # A uniformly random subset: the `subset_size` smallest of F uniform keys.
+        keys = rng.random((n, features))
+        chosen = np.argpartition(keys, subset_size - 1, axis=1)[:, :subset_size]
+        mask = np.zeros((n, features), bool)
+        np.put_along_axis(mask, chosen, True, axis=1)
+        return {"mask": keras.ops.convert_to_tensor(mask)}
 
     return draw
 

@@ -37,15 +37,16 @@ def _progress(total, verbose):
 def _noisy_rows(model, x, y, explain, num_samples, batch_size, noise, seed, verbose):
     """Yields `(s, e, noise_rows, explanation_rows)` over the (sample, example) grid.
 
-    `noise(n, gen)` draws the input noise of `n` rows; the draws are made
-    per sample and block of examples, so they do not depend on
-    `batch_size`.
+    `noise(shape, rng)` draws the input noise of `shape[0]` rows with a
+    NumPy generator (the same on every backend); the draws are made per
+    sample and block of examples, so they do not depend on `batch_size`.
     """
-    gen = _sampling.seed_generator(seed)
+    rng = _sampling.numpy_generator(seed)
     features = x.shape[1:]
 
     def draw(n):
-        return {"noise": noise((n,) + tuple(features), gen)}
+        values = noise((n,) + tuple(features), rng).astype("float32")
+        return {"noise": keras.ops.convert_to_tensor(values)}
 
     bar = _progress(num_samples * x.shape[0], verbose)
     grid = _sampling.sample_chunks(x.shape[0], num_samples, batch_size, draw)
@@ -64,8 +65,8 @@ def _sensitivities(model, x, y, explain, num_samples, radius, batch_size, seed, 
     clean = _base.flat(_base.explain_in_chunks(model, explain, x, y, batch_size))
     clean_norm = keras.ops.sqrt(keras.ops.sum(clean**2, axis=-1))
 
-    def uniform(shape, gen):
-        return keras.random.uniform(shape, -radius, radius, seed=gen)
+    def uniform(shape, rng):
+        return rng.uniform(-radius, radius, shape)
 
     out = np.full((x.shape[0], num_samples), np.nan)
     for s, e, _, a in _noisy_rows(
@@ -99,7 +100,8 @@ def max_sensitivity(
         num_samples: noisy copies per example. Defaults to 200.
         radius: half-width of the uniform noise. Defaults to 0.2.
         batch_size: rows (noisy copies) per `explain` call. Defaults to 256.
-        seed: seed of the noise; the scores do not depend on `batch_size`.
+        seed: seed of the noise, drawn with NumPy: the scores do not
+            depend on `batch_size` or on the backend.
         verbose: 1 shows a progress bar, 0 is silent.
 
     Returns:
@@ -199,8 +201,8 @@ def local_lipschitz_estimate(
         everyone = np.arange(x.shape[0])
         clean = clean / _divisor(clean, np.zeros_like(everyone), everyone, normalise)
 
-    def gaussian(shape, gen):
-        return keras.random.normal(shape, stddev=std, seed=gen)
+    def gaussian(shape, rng):
+        return rng.normal(0.0, std, shape)
 
     out = np.full((x.shape[0], num_samples), np.nan)
     pending = None  # rows whose sample-batch is not complete yet
