@@ -223,8 +223,9 @@ def ssim(a, b, data_range=None):
             in [0, 1]) to compare with published numbers.
 
     Returns:
-        A float64 NumPy array `[B]`, at most 1.0 (identical maps). The
-        function carries `ssim.higher_is_better = True`.
+        A float64 NumPy array `[B]`, at most 1.0 (identical maps score 1.0
+        up to float32 rounding). The function carries
+        `ssim.higher_is_better = True`.
 
     Example:
 
@@ -241,15 +242,15 @@ def ssim(a, b, data_range=None):
             "`a` and `b` must be maps shaped [B, H, W] or [B, H, W, C]. "
             f"Received: a.shape={tuple(a.shape)}"
         )
-    if len(a.shape) == 3:
-        a = keras.ops.expand_dims(a, -1)
-        b = keras.ops.expand_dims(b, -1)
     win = 7
     if a.shape[1] < win or a.shape[2] < win:
         raise ValueError(
             f"`a` and `b` must be at least {win}x{win} (the SSIM window). "
             f"Received: a.shape={tuple(a.shape)}"
         )
+    if len(a.shape) == 3:
+        a = keras.ops.expand_dims(a, -1)
+        b = keras.ops.expand_dims(b, -1)
     # SSIM is unchanged when the maps and the range are scaled together:
     # work on a / r, b / r with r = 1. The (co)variances are also unchanged
     # by a shift, so they are computed on centred maps (less float32
