@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]" $(BACKENDS)
+	$(PY) -m pip install -q --no-deps quantus==0.6.0
 	touch $(STAMP)
 
 # The whole suite on TensorFlow; the suites marked `multibackend`
