@@ -79,3 +79,14 @@ def explain_in_chunks(model, explain, x, y, batch_size):
         for i in range(0, x.shape[0], batch_size)
     ]
     return parts[0] if len(parts) == 1 else keras.ops.concatenate(parts, 0)
+
+
+def labels(y, num_examples):
+    """`y` as an int NumPy array with one class index per example."""
+    y = np.asarray(keras.ops.convert_to_numpy(y)).reshape(-1)
+    if y.shape[0] != num_examples or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(
+            "`y` must hold one int class index per example. Received: y with "
+            f"shape {y.shape} and dtype {y.dtype} for {num_examples} examples"
+        )
+    return y

@@ -33,12 +33,7 @@ def _setup(model, x, y, attributions, batch_size):
             f"channel axis. Received: attributions.shape={tuple(a.shape)} for "
             f"x.shape={tuple(x.shape)}"
         )
-    y = np.asarray(keras.ops.convert_to_numpy(y)).reshape(-1)
-    if y.shape[0] != x.shape[0] or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(
-            "`y` must hold one int class index per example. Received: y with "
-            f"shape {y.shape} and dtype {y.dtype} for {x.shape[0]} examples"
-        )
+    y = _base.labels(y, x.shape[0])
     batch_size = _checks.positive_int(batch_size or DEFAULT_BATCH_SIZE, "batch_size")
     logits = score_model(model, "logits")
     feature_shape = tuple(a.shape[1:])
@@ -83,6 +78,26 @@ def _perturbed_logit_function(model, logits, feature_shape):
         return keras.ops.take_along_axis(logits(replaced), y_rows[:, None], axis=1)[:, 0]
 
     return backend.compiled(perturbed_logit, model.variables)
+
+
+def _correlation(x, a, y, logits, perturbed_logit, num_masks, masked, verbose):
+    """Pearson, per example, of masked attribution sums and target-logit drops.
+
+    `masked` yields `(k, e, mask)`: rows of mask index `k` of example `e`.
+    """
+    clean = _base.scores(_target_logit(logits, x, y))
+    drops = np.zeros((x.shape[0], num_masks))
+    sums = np.zeros((x.shape[0], num_masks))
+    bar = _progress(num_masks * x.shape[0], verbose)
+    for k, e, mask in masked:
+        y_rows = keras.ops.convert_to_tensor(y[e], "int32")
+        perturbed = _base.scores(perturbed_logit(_sampling.rows(x, e), mask, y_rows))
+        drops[e, k] = clean[e] - perturbed
+        a_rows = _sampling.rows(a, e)
+        sums[e, k] = _base.scores(keras.ops.sum(keras.ops.where(mask, a_rows, 0.0), axis=1))
+        if bar is not None:
+            bar.add(len(e))
+    return _pearson(sums, drops)
 
 
 def _progress(total, verbose):
@@ -143,20 +158,9 @@ def faithfulness_correlation(
     features = a.shape[1]
     subset_size = min(subset_size, features)
     draw = _subset_draw(features, subset_size, seed)
-    clean = _base.scores(_target_logit(logits, x, y))
-    drops = np.zeros((x.shape[0], num_runs))
-    sums = np.zeros((x.shape[0], num_runs))
-    bar = _progress(num_runs * x.shape[0], verbose)
-    for s, e, drawn in _sampling.sample_chunks(x.shape[0], num_runs, batch_size, draw):
-        mask = drawn["mask"]
-        y_rows = keras.ops.convert_to_tensor(y[e], "int32")
-        perturbed = _base.scores(perturbed_logit(_sampling.rows(x, e), mask, y_rows))
-        drops[e, s] = clean[e] - perturbed
-        a_rows = _sampling.rows(a, e)
-        sums[e, s] = _base.scores(keras.ops.sum(keras.ops.where(mask, a_rows, 0.0), axis=1))
-        if bar is not None:
-            bar.add(len(e))
-    return _pearson(sums, drops)
+    chunks = _sampling.sample_chunks(x.shape[0], num_runs, batch_size, draw)
+    masked = ((s, e, drawn["mask"]) for s, e, drawn in chunks)
+    return _correlation(x, a, y, logits, perturbed_logit, num_runs, masked, verbose)
 
 
 def _subset_draw(features, subset_size, seed):
@@ -214,17 +218,9 @@ def faithfulness_estimate(
     np.put_along_axis(group, order, np.arange(features)[None] // features_in_step, axis=1)
     group = keras.ops.convert_to_tensor(group, "int32")
 
-    clean = _base.scores(_target_logit(logits, x, y))
-    drops = np.zeros((x.shape[0], steps))
-    sums = np.zeros((x.shape[0], steps))
-    bar = _progress(steps * x.shape[0], verbose)
-    for t, e, _ in _sampling.sample_chunks(x.shape[0], steps, batch_size):
-        mask = _sampling.rows(group, e) == keras.ops.convert_to_tensor(t[:, None], "int32")
-        y_rows = keras.ops.convert_to_tensor(y[e], "int32")
-        perturbed = _base.scores(perturbed_logit(_sampling.rows(x, e), mask, y_rows))
-        drops[e, t] = clean[e] - perturbed
-        a_rows = _sampling.rows(a, e)
-        sums[e, t] = _base.scores(keras.ops.sum(keras.ops.where(mask, a_rows, 0.0), axis=1))
-        if bar is not None:
-            bar.add(len(e))
-    return _pearson(sums, drops)
+    chunks = _sampling.sample_chunks(x.shape[0], steps, batch_size)
+    masked = (
+        (t, e, _sampling.rows(group, e) == keras.ops.convert_to_tensor(t[:, None], "int32"))
+        for t, e, _ in chunks
+    )
+    return _correlation(x, a, y, logits, perturbed_logit, steps, masked, verbose)

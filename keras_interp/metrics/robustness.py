@@ -19,12 +19,7 @@ DEFAULT_BATCH_SIZE = 256
 
 def _setup(x, y, explain, num_samples, batch_size):
     x = _checks.floating_input(x)
-    y = np.asarray(keras.ops.convert_to_numpy(y)).reshape(-1)
-    if y.shape[0] != x.shape[0] or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(
-            "`y` must hold one int class index per example. Received: y with "
-            f"shape {y.shape} and dtype {y.dtype} for {x.shape[0]} examples"
-        )
+    y = _base.labels(y, x.shape[0])
     num_samples = _checks.positive_int(num_samples, "num_samples")
     batch_size = _checks.positive_int(batch_size or DEFAULT_BATCH_SIZE, "batch_size")
     return x, y, _base.explainer(explain), num_samples, batch_size
