@@ -76,7 +76,6 @@ def main():
     ig = functools.partial(ki.attribution.integrated_gradients, steps=args.steps)
     a = to_np(ig(model, x, y))
     a_hw = a[..., 0]  # Quantus' layout for maps of a one-channel image
-    everyone = slice(None)
 
     def quantus_call(metric, n=None, **kwargs):
         n = slice(None) if n is None else n
