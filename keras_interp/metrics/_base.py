@@ -90,3 +90,8 @@ def labels(y, num_examples):
             f"shape {y.shape} and dtype {y.dtype} for {num_examples} examples"
         )
     return y
+
+
+def progress(total, verbose, unit):
+    """A Keras progress bar over `total` units, or None when `verbose` is 0."""
+    return keras.utils.Progbar(total, unit_name=unit) if verbose else None

@@ -88,7 +88,7 @@ def _correlation(x, a, y, logits, perturbed_logit, num_masks, masked, verbose):
     clean = _base.scores(_target_logit(logits, x, y))
     drops = np.zeros((x.shape[0], num_masks))
     sums = np.zeros((x.shape[0], num_masks))
-    bar = _progress(num_masks * x.shape[0], verbose)
+    bar = _base.progress(num_masks * x.shape[0], verbose, "row")
     for k, e, mask in masked:
         y_rows = keras.ops.convert_to_tensor(y[e], "int32")
         perturbed = _base.scores(perturbed_logit(_sampling.rows(x, e), mask, y_rows))
@@ -98,10 +98,6 @@ def _correlation(x, a, y, logits, perturbed_logit, num_masks, masked, verbose):
         if bar is not None:
             bar.add(len(e))
     return _pearson(sums, drops)
-
-
-def _progress(total, verbose):
-    return keras.utils.Progbar(total, unit_name="row") if verbose else None
 
 
 @_base.metric(higher_is_better=True)

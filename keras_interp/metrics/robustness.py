@@ -25,10 +25,6 @@ def _setup(x, y, explain, num_samples, batch_size):
     return x, y, _base.explainer(explain), num_samples, batch_size
 
 
-def _progress(total, verbose):
-    return keras.utils.Progbar(total, unit_name="explanation") if verbose else None
-
-
 def _noisy_rows(model, x, y, explain, num_samples, batch_size, noise, seed, verbose):
     """Yields `(s, e, noise_rows, explanation_rows)` over the (sample, example) grid.
 
@@ -43,7 +39,7 @@ def _noisy_rows(model, x, y, explain, num_samples, batch_size, noise, seed, verb
         values = noise((n,) + tuple(features), rng).astype("float32")
         return {"noise": keras.ops.convert_to_tensor(values)}
 
-    bar = _progress(num_samples * x.shape[0], verbose)
+    bar = _base.progress(num_samples * x.shape[0], verbose, "explanation")
     grid = _sampling.sample_chunks(x.shape[0], num_samples, batch_size, draw)
     for s, e, drawn in grid:
         noisy = _sampling.rows(x, e) + drawn["noise"]
