@@ -1,5 +1,6 @@
 """keras_interp: train Keras models to be interpretable, and measure it."""
 
+from keras_interp import atex
 from keras_interp import attacks
 from keras_interp import attribution
 from keras_interp import backend
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RegularizedModel",
+    "atex",
     "attacks",
     "attribution",
     "backend",
