@@ -67,3 +67,55 @@ class SpherePerturbation(keras.layers.Layer):
             seed=self.seed,
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="keras_interp")
+class Softplus(keras.layers.Layer):
+    """Softplus activation with sharpness `beta`, a smooth stand-in for ReLU.
+
+    Computes `softplus(beta * x) / beta = log(1 + exp(beta * x)) / beta`
+    elementwise, in a numerically stable form (no overflow for large
+    `beta * x`). It is within `log(2) / beta` of `relu(x)` everywhere (the
+    gap is largest at `x = 0`) and tends to ReLU as `beta` grows, but unlike
+    ReLU its second derivative, `beta * sigmoid(beta x) (1 - sigmoid(beta
+    x))`, is non-zero. Explanation attacks and penalties that differentiate
+    a gradient need that curvature: on a ReLU network they see zero
+    second-order gradients.
+
+    This is the "beta-smoothing" of Dombrowski et al. (2019), "Explanations
+    can be manipulated and geometry is to blame", the B-smoothing baseline
+    of the ATEX paper (paper 2, §5.2), whose manipulation attacks run on
+    softplus networks. `keras_interp.models.with_softplus` swaps it in for
+    every ReLU of a trained model.
+
+    Args:
+        beta: sharpness, > 0. Larger values are closer to ReLU; `beta=1`
+            is the plain `keras.activations.softplus`. Defaults to 1.0.
+        **kwargs: base layer keyword arguments, such as `name` and `dtype`.
+
+    Returns:
+        A tensor shaped like the input: `softplus(beta * inputs) / beta`.
+
+    Example:
+
+    ```python
+    layer = keras_interp.layers.Softplus(beta=10.0)
+    layer(np.array([-1.0, 0.0, 1.0]))  # ~[4.5e-6, 0.0693, 1.0000045]
+    ```
+    """
+
+    def __init__(self, beta=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.beta = _checks.positive(beta, "beta")
+        self.supports_masking = True
+
+    def call(self, inputs):
+        return keras.ops.softplus(inputs * self.beta) / self.beta
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(beta=self.beta)
+        return config
