@@ -9,6 +9,7 @@ import keras
 from keras_interp.regularizers.adversarial_training import AdversarialTraining
 from keras_interp.regularizers.base import Batch
 from keras_interp.regularizers.base import Regularizer
+from keras_interp.regularizers.explanation_consistency import ExplanationConsistency
 from keras_interp.regularizers.jacobian_norm import JacobianNorm
 from keras_interp.regularizers.jacobian_norm import jacobian_norm_estimate
 from keras_interp.regularizers.neuron_sensitivity import NeuronSensitivity
@@ -19,6 +20,7 @@ REGISTRY = {
     "neuron_sensitivity": NeuronSensitivity,
     "jacobian_norm": JacobianNorm,
     "adversarial_training": AdversarialTraining,
+    "explanation_consistency": ExplanationConsistency,
 }
 
 
@@ -55,6 +57,7 @@ def get(identifier, **kwargs):
 __all__ = [
     "AdversarialTraining",
     "Batch",
+    "ExplanationConsistency",
     "JacobianNorm",
     "NeuronSensitivity",
     "REGISTRY",
