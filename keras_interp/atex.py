@@ -51,6 +51,7 @@ import numpy as np
 
 from keras_interp import _checks
 from keras_interp import attribution
+from keras_interp import backend
 from keras_interp.attribution._scores import score_model
 from keras_interp.model import RegularizedModel
 
@@ -232,7 +233,8 @@ class ATEXDataset(keras.utils.PyDataset):
         self.shuffle = bool(shuffle)
         self.seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else int(seed)
         self.epoch = 0
-        self._logits = score_model(teacher, "logits")
+        # Compiled once: each batch runs the teacher over its x' points.
+        self._logits = backend.compiled(score_model(teacher, "logits"), teacher.variables)
 
         self.teacher_logits = self._predict(x)
         # Blocks of a fixed size, not `batch_size`: SmoothGrad's gradient
