@@ -5,6 +5,7 @@ from keras_interp import attacks
 from keras_interp import attribution
 from keras_interp import backend
 from keras_interp import data
+from keras_interp import experiments
 from keras_interp import layers
 from keras_interp import metrics
 from keras_interp import models
@@ -22,6 +23,7 @@ __all__ = [
     "attribution",
     "backend",
     "data",
+    "experiments",
     "layers",
     "metrics",
     "models",

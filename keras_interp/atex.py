@@ -185,6 +185,9 @@ class ATEXDataset(keras.utils.PyDataset):
             directions. Default to 50 and 0.15.
         clip: `(lo, hi)` to clip samples to, or None (default).
         shuffle: shuffle the seed instances each epoch. Defaults to True.
+        directions: precomputed `explanation_directions(teacher, x)`, to
+            share between datasets of the same teacher and inputs (e.g. a
+            sweep over delta1); None (default) computes them.
         seed: int seed of every draw; None draws one from NumPy's global
             state.
         verbose: show a progress bar while the directions are computed.
@@ -215,6 +218,7 @@ class ATEXDataset(keras.utils.PyDataset):
         smoothgrad_noise=0.15,
         clip=None,
         shuffle=True,
+        directions=None,
         seed=None,
         verbose=1,
         **kwargs,
@@ -237,21 +241,33 @@ class ATEXDataset(keras.utils.PyDataset):
         self._logits = backend.compiled(score_model(teacher, "logits"), teacher.variables)
 
         self.teacher_logits = self._predict(x)
+        if directions is not None:
+            self.directions = np.asarray(directions, "float32")
+            if self.directions.shape != x.shape:
+                raise ValueError(
+                    "`directions` must have one direction per example, shaped "
+                    f"like `x` {x.shape}. Received: directions.shape="
+                    f"{self.directions.shape}"
+                )
+        else:
+            self.directions = self._directions(smoothgrad_samples, smoothgrad_noise, verbose)
+        self._order = self._permutation()
+
+    def _directions(self, num_samples, noise, verbose):
         # Blocks of a fixed size, not `batch_size`: SmoothGrad's gradient
         # calls then have one shape (one trace on TF and JAX).
-        self.directions = np.concatenate(
+        return np.concatenate(
             [
                 explanation_directions(
-                    teacher,
-                    x[i : i + _DIRECTION_BLOCK],
-                    num_samples=smoothgrad_samples,
-                    noise=smoothgrad_noise,
+                    self.teacher,
+                    self.x[i : i + _DIRECTION_BLOCK],
+                    num_samples=num_samples,
+                    noise=noise,
                     seed=self.seed + i,
                 )
-                for i in _progress(range(0, len(x), _DIRECTION_BLOCK), verbose)
+                for i in _progress(range(0, len(self.x), _DIRECTION_BLOCK), verbose)
             ]
         )
-        self._order = self._permutation()
 
     def _predict(self, x):
         chunks = [

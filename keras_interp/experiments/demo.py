@@ -1,4 +1,4 @@
-"""Experiments as functions returning plain dicts; the CLI calls them."""
+"""The first job of a new install: train, test and explain on mnist5k."""
 
 import json
 import os
