@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 BACKENDS := tensorflow-cpu==2.21.0 torch==2.13.0 jax jaxlib
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 
-.PHONY: install test test-tensorflow test-jax test-torch demo bench clean
+.PHONY: install test test-tensorflow test-jax test-torch test-slow demo bench clean
 
 install: $(STAMP)
 
@@ -27,13 +27,17 @@ $(STAMP): pyproject.toml
 test: test-tensorflow test-jax test-torch
 
 test-tensorflow: install
-	KERAS_BACKEND=tensorflow $(PYTEST)
+	KERAS_BACKEND=tensorflow $(PYTEST) -m "not slow"
 
 test-jax: install
-	KERAS_BACKEND=jax $(PYTEST) -m multibackend
+	KERAS_BACKEND=jax $(PYTEST) -m "multibackend and not slow"
 
 test-torch: install
-	KERAS_BACKEND=torch $(PYTEST) -m multibackend
+	KERAS_BACKEND=torch $(PYTEST) -m "multibackend and not slow"
+
+# Paper reproductions at small scale (minutes each); CI runs them after `make test`.
+test-slow: install
+	KERAS_BACKEND=tensorflow $(PYTEST) -m slow -s
 
 demo: install
 	KERAS_BACKEND=tensorflow $(VENV)/bin/keras-interp demo --out demo_out
@@ -41,6 +45,7 @@ demo: install
 bench: install
 	KERAS_BACKEND=tensorflow $(PY) benchmarks/attribution.py
 	for b in tensorflow jax torch; do KERAS_BACKEND=$$b $(PY) benchmarks/training.py; done
+	for b in tensorflow jax torch; do KERAS_BACKEND=$$b $(PY) benchmarks/atex.py; done
 
 clean:
 	rm -rf $(VENV) demo_out

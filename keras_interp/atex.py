@@ -99,7 +99,12 @@ def explanation_directions(
     return np.divide(phi, norms, out=np.zeros_like(phi), where=norms > 0)
 
 
-def sample_around(x, directions, *, delta1, delta2, num_along, num_across, rng, clip=None):
+ACROSS = ("uniform", "normal")
+
+
+def sample_around(
+    x, directions, *, delta1, delta2, num_along, num_across, rng, across="uniform", clip=None
+):
     """ATEX's two rounds of sampling around seed instances (Eqs. 5-6).
 
     Args:
@@ -112,6 +117,10 @@ def sample_around(x, directions, *, delta1, delta2, num_along, num_across, rng, 
         num_along: points x' per seed instance.
         num_across: points x^p per point x'.
         rng: a `numpy.random.Generator` for d1, d2 and u.
+        across: the draw of u, whose part orthogonal to phi is the
+            direction across: `"uniform"` (default), `u ~ U(0, 1)` per
+            feature as in the paper, or `"normal"`, `u ~ N(0, 1)`, which
+            makes it uniformly random in the orthogonal plane.
         clip: `(lo, hi)` data range to clip the samples to, or None.
 
     Returns:
@@ -125,7 +134,8 @@ def sample_around(x, directions, *, delta1, delta2, num_along, num_across, rng, 
     flat = (1,) * len(features)
     d1 = rng.uniform(-delta1, delta1, (b, num_along) + flat).astype("float32")
     d2 = rng.uniform(-delta2, delta2, (b, num_along, num_across) + flat)
-    u = rng.uniform(0.0, 1.0, (b, num_along, num_across) + features)
+    shape = (b, num_along, num_across) + features
+    u = rng.uniform(0.0, 1.0, shape) if across == "uniform" else rng.standard_normal(shape)
 
     phi = keras.ops.convert_to_tensor(directions, "float32")
     x = keras.ops.convert_to_tensor(x, "float32")
@@ -183,6 +193,9 @@ class ATEXDataset(keras.utils.PyDataset):
         alpha: weight of the sample terms (Eq. 4). Defaults to 1.
         smoothgrad_samples, smoothgrad_noise: SmoothGrad's settings for the
             directions. Default to 50 and 0.15.
+        across: the draw of the directions across phi: `"uniform"`
+            (default, the paper's `u ~ U(0, 1)`) or `"normal"` (see
+            `sample_around`).
         clip: `(lo, hi)` to clip samples to, or None (default).
         shuffle: shuffle the seed instances each epoch. Defaults to True.
         directions: precomputed `explanation_directions(teacher, x)`, to
@@ -216,6 +229,7 @@ class ATEXDataset(keras.utils.PyDataset):
         alpha=1.0,
         smoothgrad_samples=50,
         smoothgrad_noise=0.15,
+        across="uniform",
         clip=None,
         shuffle=True,
         directions=None,
@@ -233,6 +247,9 @@ class ATEXDataset(keras.utils.PyDataset):
         self.num_along = _checks.positive_int(num_along, "num_along")
         self.num_across = _checks.positive_int(num_across, "num_across")
         self.alpha = _checks.non_negative(alpha, "alpha")
+        if across not in ACROSS:
+            raise ValueError(f"`across` must be one of {ACROSS}. Received: across={across!r}")
+        self.across = across
         self.clip = clip
         self.shuffle = bool(shuffle)
         self.seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else int(seed)
@@ -298,6 +315,7 @@ class ATEXDataset(keras.utils.PyDataset):
             num_along=self.num_along,
             num_across=self.num_across,
             rng=rng,
+            across=self.across,
             clip=self.clip,
         )
         along_logits = keras.ops.convert_to_numpy(self._logits(x_along))
