@@ -89,9 +89,10 @@ def with_softplus(model, beta):
     B-smoothing (Dombrowski et al., 2019; the ATEX paper's baseline, paper
     2, §5.2): `relu(x)` becomes `softplus(beta * x) / beta`
     (`keras_interp.layers.Softplus`), which differs from it by at most
-    `log(2) / beta` but has a non-zero second derivative. Gradients of
-    explanations (explanation manipulation attacks, the "Naive" explanation
-    consistency penalty) are zero on a ReLU network and need this.
+    `log(2) / beta` but has a non-zero second derivative. On a ReLU network
+    the gradient of an explanation with respect to the input is zero, so
+    attacks on explanations (`attacks.manipulate_explanation`) see nothing
+    to follow there and need this.
 
     Replaced are: the activation of `Dense`, `EinsumDense` and convolution
     layers built with `activation="relu"` (the copy gets a linear

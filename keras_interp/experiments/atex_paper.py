@@ -43,7 +43,7 @@ def atex_defences(
     *,
     epsilons=(0.02, 0.04, 0.08),
     epochs=2,
-    learning_rate=1e-4,
+    learning_rate=1e-3,
     smoothgrad_samples=50,
     naive_neighbors=4,
     seed=0,
@@ -67,7 +67,7 @@ def atex_defences(
         x, y: training images and int labels (ATEX uses only `x`).
         epsilons: the manipulation sizes to defend against.
         epochs: fine-tuning epochs of each student. Defaults to 2.
-        learning_rate: Adam's step size. Defaults to 1e-4.
+        learning_rate: Adam's step size. Defaults to 1e-3.
         smoothgrad_samples: SmoothGrad's samples for the directions.
         naive_neighbors: neighbours per example of the Naive baseline.
         seed: seed of every draw.
@@ -319,7 +319,7 @@ def adversarial_training_efficacy(
         )
     dataset = None
     student = atex.student_of(model)
-    student.compile(keras.optimizers.Adam(1e-4), atex.Distillation())
+    student.compile(keras.optimizers.Adam(1e-3), atex.Distillation())
     done = 0
     result = {"epsilon": float(epsilon), "iterations": [], "clean_accuracy": [], "robust_accuracy": []}
     for k in iterations:
