@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 BACKENDS := tensorflow-cpu==2.21.0 torch==2.13.0 jax jaxlib
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 
-.PHONY: install test test-tensorflow test-jax test-torch test-slow demo bench clean
+.PHONY: install test test-tensorflow test-jax test-torch test-backends test-slow demo bench clean
 
 install: $(STAMP)
 
@@ -34,6 +34,14 @@ test-jax: install
 
 test-torch: install
 	KERAS_BACKEND=torch $(PYTEST) -m "multibackend and not slow"
+
+# Backend-independent logic (batching, metrics drawn with NumPy, the demo)
+# checked on JAX and PyTorch too; the parity test already compares the
+# backends' metric values side by side in `make test`. CI runs it after
+# `make test`.
+test-backends: install
+	KERAS_BACKEND=jax $(PYTEST) -m "backends_in_ci and not slow"
+	KERAS_BACKEND=torch $(PYTEST) -m "backends_in_ci and not slow"
 
 # Paper reproductions at small scale (minutes each); CI runs them after `make test`.
 test-slow: install

@@ -124,7 +124,7 @@ def sample_around(
         clip: `(lo, hi)` data range to clip the samples to, or None.
 
     Returns:
-        `(x_along, x_across)`: backend tensors `[B * num_along, ...]` and
+        `(x_along, x_across)`: float32 NumPy arrays `[B * num_along, ...]` and
         `[B * num_along * num_across, ...]`. Row `b * num_along + i` of
         `x_along` is the i-th point of seed instance b; row `r * num_across
         + j` of `x_across` is the j-th point across row r of `x_along`.
@@ -137,24 +137,27 @@ def sample_around(
     shape = (b, num_along, num_across) + features
     u = rng.uniform(0.0, 1.0, shape) if across == "uniform" else rng.standard_normal(shape)
 
-    phi = keras.ops.convert_to_tensor(directions, "float32")
-    x = keras.ops.convert_to_tensor(x, "float32")
-    x_along = x[:, None] + keras.ops.convert_to_tensor(d1) * phi[:, None]
+    # NumPy, like the rest of a Keras data pipeline: these few element-wise
+    # ops on small arrays cost microseconds there, milliseconds as eager
+    # backend ops.
+    phi = np.asarray(directions, "float32")
+    x = np.asarray(x, "float32")
+    x_along = x[:, None] + d1 * phi[:, None]
 
     # u minus its component along phi; phi has unit mean square, so
     # <u, phi> / ||phi||^2 is mean(u * phi).
-    u = keras.ops.convert_to_tensor(u, "float32")
+    u = u.astype("float32")
     axes = tuple(range(3, 3 + len(features)))
     phi3 = phi[:, None, None]
-    perp = u - keras.ops.mean(u * phi3, axis=axes, keepdims=True) * phi3
-    perp = perp / keras.ops.sqrt(keras.ops.mean(perp**2, axis=axes, keepdims=True))
-    x_across = x_along[:, :, None] + keras.ops.convert_to_tensor(d2, "float32") * perp
+    perp = u - np.mean(u * phi3, axis=axes, keepdims=True) * phi3
+    perp /= np.sqrt(np.mean(perp**2, axis=axes, keepdims=True))
+    x_across = x_along[:, :, None] + d2.astype("float32") * perp
 
-    x_along = keras.ops.reshape(x_along, (b * num_along,) + features)
-    x_across = keras.ops.reshape(x_across, (b * num_along * num_across,) + features)
+    x_along = x_along.reshape((b * num_along,) + features)
+    x_across = x_across.reshape((b * num_along * num_across,) + features)
     if clip is not None:
-        x_along = keras.ops.clip(x_along, clip[0], clip[1])
-        x_across = keras.ops.clip(x_across, clip[0], clip[1])
+        x_along = np.clip(x_along, clip[0], clip[1])
+        x_across = np.clip(x_across, clip[0], clip[1])
     return x_along, x_across
 
 
@@ -322,7 +325,7 @@ class ATEXDataset(keras.utils.PyDataset):
             clip=self.clip,
         )
         along_logits = keras.ops.convert_to_numpy(self._logits(x_along))
-        inputs = np.concatenate([x, keras.ops.convert_to_numpy(x_across)])
+        inputs = np.concatenate([x, x_across])
         targets = np.concatenate(
             [self.teacher_logits[rows], np.repeat(along_logits, self.num_across, axis=0)]
         )

@@ -22,7 +22,7 @@ def test_small_cnn_returns_logits_and_rejects_unknown_activation():
         models.small_cnn(activation="tanh")
 
 
-@pytest.mark.multibackend
+@pytest.mark.backends_in_ci
 def test_demo_trains_and_writes_the_figure(tmp_path):
     results = experiments.demo(str(tmp_path), epochs=1, num_images=3, verbose=0)
     # One epoch on 4,000 digits is far above chance (10%).

@@ -8,7 +8,7 @@ from tests.conftest import linear
 from tests.conftest import small_cnn
 from tests.conftest import to_numpy
 
-pytestmark = pytest.mark.multibackend
+pytestmark = pytest.mark.backends_in_ci
 
 HYPER = {
     "vanilla_gradient": {},

@@ -10,7 +10,7 @@ from tests.conftest import linear
 from tests.conftest import mlp
 from tests.conftest import to_numpy
 
-pytestmark = pytest.mark.multibackend
+pytestmark = pytest.mark.backends_in_ci
 
 
 @pytest.mark.parametrize(

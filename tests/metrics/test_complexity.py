@@ -8,7 +8,7 @@ import pytest
 from keras_interp.metrics.complexity import complexity
 from keras_interp.metrics.complexity import sparseness
 
-pytestmark = pytest.mark.multibackend
+pytestmark = pytest.mark.backends_in_ci
 
 
 def quantus_preprocess(a, abs=True, normalise=True, per_example=False):

@@ -11,7 +11,7 @@ from keras_interp.metrics import faithfulness
 from tests.conftest import mlp
 from tests.conftest import to_numpy
 
-pytestmark = pytest.mark.multibackend
+pytestmark = pytest.mark.backends_in_ci
 
 
 def setup(seed=0, n=3, shape=(5, 5, 2)):

@@ -10,7 +10,7 @@ from keras_interp import metrics
 from tests.conftest import linear
 from tests.conftest import small_cnn
 
-pytestmark = pytest.mark.multibackend
+pytestmark = pytest.mark.backends_in_ci
 
 SENSITIVITY = [metrics.max_sensitivity, metrics.avg_sensitivity, metrics.local_lipschitz_estimate]
 

@@ -12,7 +12,7 @@ from keras_interp.metrics.similarity import rank_correlation
 from keras_interp.metrics.similarity import ssim
 from keras_interp.metrics.similarity import top_k_intersection
 
-pytestmark = pytest.mark.multibackend
+pytestmark = pytest.mark.backends_in_ci
 
 # Most batches are [4, 28, 28]: JAX compiles each op once per shape, so
 # sharing shapes keeps the suite fast on every backend.

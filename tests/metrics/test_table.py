@@ -9,7 +9,7 @@ import keras_interp as ki
 from keras_interp import metrics
 from tests.conftest import small_cnn
 
-pytestmark = pytest.mark.multibackend
+pytestmark = pytest.mark.backends_in_ci
 
 
 def test_table_equals_each_metric_called_alone():
