@@ -4,7 +4,7 @@
 
 Trains the paper's small CNN on the 4,000 training digits of mnist5k,
 smooths it (ReLU -> softplus, beta 10: the B-smoothing model, paper 2
-§5.2), and fine-tunes two students from it:
+§5.2), and fine-tunes from it:
 
 - ATEX, one per epsilon with Delta1 = Delta2 = epsilon (paper 2, §5.2);
 - Naive, cross-entropy plus the explanation consistency of Eq. 2;

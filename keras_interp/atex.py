@@ -33,8 +33,9 @@ Choices the paper leaves open, and ours:
   square), 28 times less than the attack it is meant to match.
 - `u ~ U(0, 1)` per feature as in the paper (its scale is irrelevant after
   normalisation); d1, d2 and u are drawn afresh for every batch, from NumPy
-  with the seed, epoch and batch index, so a seed gives the same samples on
-  every backend.
+  with the seed, epoch and batch index, so a seed gives the same draws on
+  every backend (the directions, from SmoothGrad's `keras.random` noise,
+  differ between backends).
 - `delta2` defaults to `delta1`, the paper's setting (Delta1 = Delta2 =
   epsilon1, §5.2).
 - Samples are not clipped to the data range by default: clipping would
@@ -52,19 +53,25 @@ import numpy as np
 from keras_interp import _checks
 from keras_interp import attribution
 from keras_interp import backend
+from keras_interp.attribution._scores import ends_in_softmax
 from keras_interp.attribution._scores import score_model
 from keras_interp.model import RegularizedModel
 
 
 def explanation_directions(
-    teacher, x, *, num_samples=50, noise=0.15, batch_size=None, seed=None
+    teacher, x, *, num_samples=50, noise=0.15, seed=None, verbose=0
 ):
     """SmoothGrad directions of the teacher with unit root mean square.
 
     phi(x) * sqrt(D) / ||phi(x)||_2 for examples of D features, with phi the
-    SmoothGrad of the logit of the teacher's predicted class (paper 2, §3.3: "we use SmoothGrad to compute
-    phi in order to remove noise"). A zero explanation gives a zero
-    direction (the sample then stays at x).
+    SmoothGrad of the logit of the teacher's predicted class (paper 2,
+    §3.3: "we use SmoothGrad to compute phi in order to remove noise"). A
+    zero explanation gives a zero direction (x' then stays at x).
+
+    Examples go in blocks of 256 (SmoothGrad noise seeded `seed + i` for
+    the block starting at example i), with 256 rows per gradient call:
+    larger calls than attribution's default 64 rows halve the cost on a
+    CPU, and fixed blocks keep one call shape (one trace on TF and JAX).
 
     Args:
         teacher: a Keras classifier.
@@ -72,8 +79,9 @@ def explanation_directions(
         num_samples: SmoothGrad's noisy copies per example. Defaults to 50.
         noise: SmoothGrad's noise standard deviation, in input units.
             Defaults to 0.15.
-        batch_size: most rows per gradient call. Defaults to 64.
-        seed: seed of SmoothGrad's noise.
+        seed: int seed of SmoothGrad's noise; None draws one from NumPy's
+            global state.
+        verbose: show a progress bar over the blocks.
 
     Returns:
         A float32 NumPy array shaped like `x`.
@@ -84,19 +92,36 @@ def explanation_directions(
     phi = keras_interp.atex.explanation_directions(teacher, x[:32], seed=0)
     ```
     """
-    phi = attribution.smoothgrad(
-        teacher,
-        x,
-        num_samples=num_samples,
-        noise=noise,
-        batch_size=batch_size,
-        seed=seed,
+    x = np.asarray(keras.ops.convert_to_numpy(_checks.floating_input(x)), "float32")
+    seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else int(seed)
+    blocks = range(0, len(x), _DIRECTION_BLOCK)
+    phi = np.concatenate(
+        [
+            keras.ops.convert_to_numpy(
+                attribution.smoothgrad(
+                    teacher,
+                    x[i : i + _DIRECTION_BLOCK],
+                    num_samples=num_samples,
+                    noise=noise,
+                    batch_size=_DIRECTION_BLOCK,
+                    seed=seed + i,
+                )
+            )
+            for i in _progress(blocks, verbose)
+        ]
     )
-    phi = np.asarray(keras.ops.convert_to_numpy(phi), "float32")
-    flat = phi.reshape(len(phi), -1)
-    norms = np.sqrt(np.mean(flat**2, axis=1))
-    norms = norms.reshape((-1,) + (1,) * (phi.ndim - 1))
-    return np.divide(phi, norms, out=np.zeros_like(phi), where=norms > 0)
+    return _unit_rms(phi.astype("float32"))
+
+
+def _unit_rms(phi):
+    rms = np.sqrt(np.mean(phi.reshape(len(phi), -1) ** 2, axis=1))
+    rms = rms.reshape((-1,) + (1,) * (phi.ndim - 1))
+    return np.divide(phi, rms, out=np.zeros_like(phi), where=rms > 0)
+
+
+# Examples per SmoothGrad call in `explanation_directions`, and rows per
+# gradient call within it.
+_DIRECTION_BLOCK = 256
 
 
 ACROSS = ("uniform", "normal")
@@ -109,8 +134,8 @@ def sample_around(
 
     Args:
         x: float array `[B, ...]`, the seed instances.
-        directions: explanation directions with unit root mean square,
-            shaped like `x` (see `explanation_directions`).
+        directions: explanation directions shaped like `x` (see
+            `explanation_directions`); rescaled to unit root mean square.
         delta1: largest shift along the explanation, in root-mean-square
             input units, > 0.
         delta2: largest shift across it, likewise, > 0.
@@ -129,6 +154,9 @@ def sample_around(
         `x_along` is the i-th point of seed instance b; row `r * num_across
         + j` of `x_across` is the j-th point across row r of `x_along`.
     """
+    if across not in ACROSS:
+        raise ValueError(f"`across` must be one of {ACROSS}. Received: across={across!r}")
+    _check_clip(clip)
     b = x.shape[0]
     features = tuple(x.shape[1:])
     flat = (1,) * len(features)
@@ -140,7 +168,8 @@ def sample_around(
     # NumPy, like the rest of a Keras data pipeline: these few element-wise
     # ops on small arrays cost microseconds there, milliseconds as eager
     # backend ops.
-    phi = np.asarray(directions, "float32")
+    # Renormalised here too, so any directions (a raw SmoothGrad) work.
+    phi = _unit_rms(np.asarray(directions, "float32"))
     x = np.asarray(x, "float32")
     x_along = x[:, None] + d1 * phi[:, None]
 
@@ -161,11 +190,6 @@ def sample_around(
     return x_along, x_across
 
 
-# Seed instances per SmoothGrad call, and rows per gradient call within it:
-# larger calls than attribution's default 64 rows halve the cost on a CPU.
-_DIRECTION_BLOCK = 256
-
-
 class ATEXDataset(keras.utils.PyDataset):
     """Batches of ATEX training rows: seed instances and their samples.
 
@@ -182,7 +206,11 @@ class ATEXDataset(keras.utils.PyDataset):
     progress bar when `verbose`); each batch then costs one teacher
     forward pass over its `num_along` points x'. The draws depend only on
     `seed`, the epoch and the batch index, so they are the same on every
-    backend and with any number of `workers`.
+    backend and with any number of `workers`. (Keras calls `on_epoch_end`
+    once before training starts, so training begins at epoch count 1; a run
+    resumed on a new dataset repeats the first epochs' draws.) With
+    `workers > 1` on PyTorch, give a teacher that returns logits: a final
+    softmax is bypassed by patching the layer, which eager threads share.
 
     Args:
         teacher: the trained Keras classifier f (frozen: it is only read).
@@ -255,7 +283,7 @@ class ATEXDataset(keras.utils.PyDataset):
         if across not in ACROSS:
             raise ValueError(f"`across` must be one of {ACROSS}. Received: across={across!r}")
         self.across = across
-        self.clip = clip
+        self.clip = _check_clip(clip)
         self.shuffle = bool(shuffle)
         self.seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else int(seed)
         self.epoch = 0
@@ -272,25 +300,11 @@ class ATEXDataset(keras.utils.PyDataset):
                     f"{self.directions.shape}"
                 )
         else:
-            self.directions = self._directions(smoothgrad_samples, smoothgrad_noise, verbose)
+            self.directions = explanation_directions(
+                teacher, x, num_samples=smoothgrad_samples, noise=smoothgrad_noise,
+                seed=self.seed, verbose=verbose,
+            )
         self._order = self._permutation()
-
-    def _directions(self, num_samples, noise, verbose):
-        # Blocks of a fixed size, not `batch_size`: SmoothGrad's gradient
-        # calls then have one shape (one trace on TF and JAX).
-        return np.concatenate(
-            [
-                explanation_directions(
-                    self.teacher,
-                    self.x[i : i + _DIRECTION_BLOCK],
-                    num_samples=num_samples,
-                    noise=noise,
-                    batch_size=_DIRECTION_BLOCK,
-                    seed=self.seed + i,
-                )
-                for i in _progress(range(0, len(self.x), _DIRECTION_BLOCK), verbose)
-            ]
-        )
 
     def _predict(self, x):
         chunks = [
@@ -336,6 +350,14 @@ class ATEXDataset(keras.utils.PyDataset):
     def on_epoch_end(self):
         self.epoch += 1
         self._order = self._permutation()
+
+
+def _check_clip(clip):
+    if clip is not None and (len(clip) != 2 or not clip[0] < clip[1]):
+        raise ValueError(
+            f"`clip` must be None or a data range (lo, hi) with lo < hi. Received: clip={clip!r}"
+        )
+    return clip
 
 
 def _progress(items, verbose):
@@ -462,9 +484,18 @@ def fit(
     trained = student
     if regularizers:
         trained = RegularizedModel(student, regularizers, seed=seed)
+        replacing = [r for r in trained.regularizers if r.replaces_loss]
+        if replacing:
+            raise ValueError(
+                "ATEX's targets are teacher logits, not labels, so a regulariser "
+                "that attacks the labels' loss cannot run on them. Received: "
+                f"regularizers={replacing}"
+            )
     trained.compile(
         optimizer=keras.optimizers.Adam(1e-3) if optimizer is None else optimizer,
-        loss=Distillation(temperature),
+        # A student cloned from a teacher ending in softmax returns
+        # probabilities; the targets are the teacher's logits either way.
+        loss=Distillation(temperature, from_logits=not ends_in_softmax(student)),
         metrics=[keras.metrics.CategoricalAccuracy(name="agreement")],
     )
     history = trained.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=verbose)

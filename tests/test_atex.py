@@ -191,3 +191,51 @@ def test_distillation_serialises():
     loss = atex.Distillation(temperature=2.5, from_logits=False)
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
     assert (again.temperature, again.from_logits) == (2.5, False)
+
+
+def test_directions_of_any_scale_give_the_same_samples(dataset):
+    rows = dataset._order[:4]
+    x, phi = dataset.x[rows], dataset.directions[rows]
+    kwargs = dict(delta1=0.1, delta2=0.2, num_along=2, num_across=2)
+    a = atex.sample_around(x, phi, rng=np.random.default_rng(0), **kwargs)
+    b = atex.sample_around(x, 3.7 * phi, rng=np.random.default_rng(0), **kwargs)
+    for u, v in zip(a, b):
+        np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6)
+
+
+def test_a_teacher_ending_in_softmax_trains_on_the_same_loss():
+    """Same weights, with and without a final softmax: with a zero learning
+    rate the distillation loss must be the same, since targets are logits."""
+    logits_teacher = small_cnn(0)
+    softmax_teacher = keras.Sequential(
+        logits_teacher.layers[:-1]
+        + [keras.layers.Dense(4, activation="softmax")]
+    )
+    softmax_teacher.build((None, 10, 10, 2))
+    softmax_teacher.layers[-1].set_weights(logits_teacher.layers[-1].get_weights())
+    losses = [
+        atex.fit(
+            teacher, _images(4), batch_size=4, smoothgrad_samples=2, delta1=0.5,
+            optimizer=keras.optimizers.SGD(0.0), seed=0, verbose=0,
+        )[1].history["loss"][0]
+        for teacher in (logits_teacher, softmax_teacher)
+    ]
+    assert losses[0] > 1e-6
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-3)
+
+
+def test_fit_rejects_regularizers_that_attack_labels(teacher):
+    with pytest.raises(ValueError, match="teacher logits"):
+        atex.fit(
+            teacher, _images(4), batch_size=4, smoothgrad_samples=1, verbose=0,
+            regularizers=[ki.regularizers.AdversarialTraining(0.1)],
+        )
+
+
+def test_bad_sampling_arguments(teacher):
+    x, phi = _images(2), _images(2, seed=1)
+    with pytest.raises(ValueError, match="across"):
+        atex.sample_around(x, phi, delta1=0.1, delta2=0.1, num_along=1, num_across=1,
+                           rng=np.random.default_rng(0), across="gaussian")
+    with pytest.raises(ValueError, match="clip"):
+        atex.ATEXDataset(teacher, x, clip=(1.0, 0.0), smoothgrad_samples=1, verbose=0)

@@ -35,14 +35,15 @@ def _images(n, seed=0, size=12):
 def test_manipulation_table_tiny_epsilon_changes_nothing():
     a, b = _softplus_cnn(0), _softplus_cnn(1)
     x = _images(5)
-    y = np.argmax(to_numpy(a(x)), -1)
+    y = np.array([0, 1, 2, 0, 1])
     table = experiments.manipulation_table(
         {"A": a, "B": {1e-7: b, 0.3: b}}, x, y, epsilons=(1e-7, 0.3), top_k=10, steps=3,
     )
     json.dumps(table)
     tiny, large = table["rows"]
-    assert tiny["accuracy"]["A"] == 1.0
-    assert tiny["accuracy"]["B"] == float(np.mean(np.argmax(to_numpy(b(x)), -1) == y))
+    for name, model in (("A", a), ("B", b)):
+        predicted = np.argmax(model.predict(x, verbose=0), -1)
+        assert tiny["accuracy"][name] == large["accuracy"][name] == np.mean(predicted == y)
     for name in ("A", "B"):
         assert tiny["rank_correlation"][name] > 0.999
         assert tiny["top_k_intersection"][name] > 0.99

@@ -58,6 +58,15 @@ def score_model(model, output="logits"):
     return scores
 
 
+def ends_in_softmax(model):
+    """Whether `model`'s last layer is a `Softmax` or has a softmax activation."""
+    layers = getattr(model, "layers", None)
+    last = layers[-1] if layers else None
+    return isinstance(last, keras.layers.Softmax) or (
+        last is not None and getattr(last, "activation", None) is keras.activations.softmax
+    )
+
+
 @contextlib.contextmanager
 def _without_final_softmax(model):
     """Makes `model` return its pre-softmax values for the duration.

@@ -13,6 +13,7 @@ from keras_interp import atex
 from keras_interp import attacks
 from keras_interp import attribution
 from keras_interp import metrics
+from keras_interp.attribution._scores import ends_in_softmax
 from keras_interp.model import RegularizedModel
 from keras_interp.regularizers import ExplanationConsistency
 
@@ -87,7 +88,10 @@ def atex_defences(
     ```
     """
     x = np.asarray(x, "float32")
-    directions = atex.explanation_directions(model, x, num_samples=smoothgrad_samples, seed=seed)
+    directions = atex.explanation_directions(
+        model, x, num_samples=smoothgrad_samples,
+        noise=atex_kwargs.pop("smoothgrad_noise", 0.15), seed=seed, verbose=verbose,
+    )
     students = {}
     for epsilon in epsilons:
         students[epsilon], _ = atex.fit(
@@ -102,7 +106,7 @@ def atex_defences(
     )
     naive.compile(
         keras.optimizers.Adam(learning_rate),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=not ends_in_softmax(model)),
     )
     naive.fit(x, np.asarray(y), batch_size=32, epochs=epochs, verbose=verbose)
     return {"ATEX": students, "B-smoothing": model, "Naive": naive.model}
@@ -289,7 +293,8 @@ def adversarial_training_efficacy(
         atex_iterations: the k to report, increasing. Defaults to 0-5.
         epsilon: FGSM step, for training and attack. Defaults to 0.1.
         finetune_epochs: epochs of adversarial fine-tuning. Defaults to 1.
-        learning_rate: Adam's for the fine-tuning. Defaults to 1e-3.
+        learning_rate: Adam's step size, for ATEX and the fine-tuning.
+            Defaults to 1e-3.
         batch_size: fine-tuning batch size (and ATEX's seed instances).
         clip: the data range. Defaults to `(0, 1)`.
         seed: seed of ATEX's samples. The fine-tuning shuffles draw from
@@ -311,6 +316,7 @@ def adversarial_training_efficacy(
     """
     say = _say(verbose)
     (x_train, y_train), (x_test, y_test) = data
+    y_train, y_test = np.asarray(y_train).reshape(-1), np.asarray(y_test).reshape(-1)
     iterations = sorted(int(k) for k in atex_iterations)
     if not iterations or iterations[0] < 0:
         raise ValueError(
@@ -319,7 +325,10 @@ def adversarial_training_efficacy(
         )
     dataset = None
     student = atex.student_of(model)
-    student.compile(keras.optimizers.Adam(1e-3), atex.Distillation())
+    student.compile(
+        keras.optimizers.Adam(learning_rate),
+        atex.Distillation(from_logits=not ends_in_softmax(student)),
+    )
     done = 0
     result = {"epsilon": float(epsilon), "iterations": [], "clean_accuracy": [], "robust_accuracy": []}
     for k in iterations:
@@ -346,7 +355,7 @@ def _fgsm_finetuned(model, x_train, y_train, x_test, y_test, epsilon, epochs, lr
     x_adv = _in_chunks(lambda rows, labels: attacks.fgsm(copy, rows, labels, epsilon=epsilon, clip=clip), x_train, y_train)
     copy.compile(
         keras.optimizers.Adam(lr),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=not ends_in_softmax(copy)),
     )
     copy.fit(
         np.concatenate([x_train, x_adv]),
