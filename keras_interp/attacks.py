@@ -180,7 +180,12 @@ def _saliency(phi):
 def _top_k_pixels(saliency, k):
     """Float mask `[B, P]`, 1.0 on the k most salient pixels of each row."""
     _, indices = keras.ops.top_k(saliency, k, sorted=False)
-    return keras.ops.sum(keras.ops.one_hot(indices, saliency.shape[-1]), axis=1)
+    # A scatter of B k ones, not a one-hot [B, k, P]: at 224x224 that would
+    # be gigabytes.
+    batch = keras.ops.shape(saliency)[0]
+    rows = keras.ops.repeat(keras.ops.arange(batch), k)
+    index = keras.ops.stack([rows, keras.ops.reshape(keras.ops.cast(indices, rows.dtype), (-1,))], axis=1)
+    return keras.ops.scatter(index, keras.ops.ones((batch * k,), saliency.dtype), keras.ops.shape(saliency))
 
 
 def _pixel_grid(x):

@@ -211,3 +211,13 @@ def test_bad_arguments_are_rejected(model, x):
         attack(x.reshape(12, 200), mode="targeted")
     with pytest.raises(ValueError, match="Received: clip="):
         attack(clip=(1.0, 0.0))
+
+
+def test_top_k_mask_marks_exactly_the_k_largest():
+    from keras_interp.attacks import _top_k_pixels
+
+    s = np.random.default_rng(0).uniform(size=(5, 100)).astype("float32")
+    mask = keras.ops.convert_to_numpy(_top_k_pixels(keras.ops.convert_to_tensor(s), 7))
+    expected = np.zeros_like(s)
+    np.put_along_axis(expected, np.argsort(-s, axis=1)[:, :7], 1.0, axis=1)
+    np.testing.assert_array_equal(mask, expected)
