@@ -22,13 +22,8 @@ def _say(verbose):
     return print if verbose else (lambda *args, **kwargs: None)
 
 
-def _predict(model, x, batch_size=256):
-    return np.concatenate(
-        [
-            np.argmax(keras.ops.convert_to_numpy(model(x[i : i + batch_size], training=False)), -1)
-            for i in range(0, len(x), batch_size)
-        ]
-    )
+def _predict(model, x):
+    return np.argmax(model.predict(x, verbose=0), axis=-1)
 
 
 def saliency(model, x, target=None):
