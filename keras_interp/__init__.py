@@ -4,6 +4,7 @@ from keras_interp import atex
 from keras_interp import attacks
 from keras_interp import attribution
 from keras_interp import backend
+from keras_interp import callbacks
 from keras_interp import data
 from keras_interp import experiments
 from keras_interp import layers
@@ -22,6 +23,7 @@ __all__ = [
     "attacks",
     "attribution",
     "backend",
+    "callbacks",
     "data",
     "experiments",
     "layers",

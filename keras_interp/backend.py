@@ -175,3 +175,35 @@ def fused(fn):
 
         return tf.function(fn, jit_compile=True, reduce_retracing=True)
     return fn
+
+
+_SUMMARY_WRITERS = {}
+
+
+def image_summary(log_dir, tag, images, step):
+    """Writes images to TensorBoard's event files under `log_dir`.
+
+    TensorBoard's file format comes with TensorFlow, so this works on any
+    Keras backend as long as TensorFlow is installed.
+
+    Args:
+        log_dir: the TensorBoard log folder.
+        tag: the images' name in TensorBoard.
+        images: uint8 array `[k, H, W, C]`, C = 1, 3 or 4.
+        step: the step (e.g. the 0-based epoch).
+
+    Returns:
+        True if written, False if TensorFlow or TensorBoard is not installed.
+    """
+    try:
+        import tensorboard  # noqa: F401  (tf.summary.image needs it)
+        import tensorflow as tf
+    except ImportError:
+        return False
+    writer = _SUMMARY_WRITERS.get(log_dir)
+    if writer is None:
+        writer = _SUMMARY_WRITERS[log_dir] = tf.summary.create_file_writer(log_dir)
+    with writer.as_default():
+        tf.summary.image(tag, images, step=step, max_outputs=len(images))
+    writer.flush()
+    return True
