@@ -167,8 +167,7 @@ def sample_around(
 
     # NumPy, like the rest of a Keras data pipeline: these few element-wise
     # ops on small arrays cost microseconds there, milliseconds as eager
-    # backend ops.
-    # Renormalised here too, so any directions (a raw SmoothGrad) work.
+    # backend ops. Directions are renormalised so that any scale works.
     phi = _unit_rms(np.asarray(directions, "float32"))
     x = np.asarray(x, "float32")
     x_along = x[:, None] + d1 * phi[:, None]
