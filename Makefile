@@ -35,7 +35,8 @@ test-jax: install
 test-torch: install
 	KERAS_BACKEND=torch $(PYTEST) -m "multibackend and not slow"
 
-# Backend-independent logic (batching, metrics drawn with NumPy, the demo)
+# Backend-independent logic (batching, metrics drawn with NumPy, the demo,
+# the model zoo)
 # checked on JAX and PyTorch too; the parity test already compares the
 # backends' metric values side by side in `make test`. CI runs it after
 # `make test`.
