@@ -269,7 +269,8 @@ def _load_folder(path, size, color_mode, test_fraction, seed):
         label_mode="int",
         color_mode=color_mode,
         image_size=size,
-        batch_size=None,
+        # Batches, so the arrays are gathered a few hundred images at a time.
+        batch_size=256,
         shuffle=True,
         seed=seed,
         validation_split=test_fraction,
@@ -283,9 +284,10 @@ def _load_folder(path, size, color_mode, test_fraction, seed):
             images.append(image)
             labels.append(label)
         x = (
-            np.stack(images) / 255.0
+            np.concatenate(images) / 255.0
             if images
             else np.zeros((0, *size, COLOR_MODES[color_mode]))
         )
+        labels = np.concatenate(labels) if labels else []
         splits.append((x.astype("float32"), np.asarray(labels, dtype="int32")))
     return splits[0], splits[1], class_names
