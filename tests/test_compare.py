@@ -1,0 +1,201 @@
+"""The comparison protocol: its steps against manual runs, and `compare` end to end."""
+
+import json
+import os
+import re
+
+import keras
+import numpy as np
+import pytest
+
+from keras_interp import attacks
+from keras_interp import attribution
+from keras_interp import metrics
+from keras_interp import regularizers
+from keras_interp.experiments import comparison as compare_module
+from keras_interp.experiments import protocol
+from keras_interp.model import RegularizedModel
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from keras_interp import data
+
+    (x_train, y_train), (x_test, y_test) = data.load("mnist5k")
+    return x_train[:256], y_train[:256], x_test[:64], y_test[:64]
+
+
+@pytest.fixture(scope="module")
+def standard(digits):
+    x, y, _, _ = digits
+    model = protocol.build_model("small_cnn", x.shape[1:], 10)
+    protocol.train_standard(model, x, y, epochs=1, verbose=0)
+    return model
+
+
+def _weights(model):
+    return [np.array(w) for w in model.get_weights()]
+
+
+def test_fine_tune_leaves_the_standard_model_untouched(digits, standard):
+    x, y, _, _ = digits
+    before = _weights(standard)
+    tuned, history = protocol.fine_tune(standard, "jacobian", x, y, epochs=1, start_epoch=3, verbose=0)
+    after = _weights(standard)
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+    assert not all(np.array_equal(a, b) for a, b in zip(before, _weights(tuned)))
+    assert history["epoch"] == [3] and "jacobian_norm" in history
+    assert not isinstance(tuned, RegularizedModel)
+
+
+def test_nsloss_fine_tuning_equals_the_manual_composition(digits, standard):
+    x, y, _, _ = digits
+    tuned, _ = protocol.fine_tune(standard, "nsloss", x, y, epochs=1, seed=3, verbose=0, weight=2.0)
+
+    keras.utils.set_random_seed(3)
+    manual = protocol.copy_model(standard)
+    wrapper = RegularizedModel(manual, [regularizers.NeuronSensitivity(2.0, 1.0, num_perturbations=5)], seed=3)
+    wrapper.compile(
+        keras.optimizers.Adam(1e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    wrapper.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    for a, b in zip(_weights(tuned), _weights(manual)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_evaluate_model_equals_its_parts_called_directly(digits, standard):
+    _, _, x, y = digits
+    result = protocol.evaluate_model(
+        standard, x[:4], y[:4], explainers=("integrated_gradients",),
+        metrics=("max_sensitivity", "sparseness"), ig_steps=8,
+        metric_options={"max_sensitivity": {"num_samples": 3}}, robust=(x, y),
+        pgd_epsilon=0.1, pgd_steps=3, seed=5, verbose=0,
+    )
+    logits = keras.ops.convert_to_numpy(standard(x))
+    assert result["clean_accuracy"] == pytest.approx(np.mean(logits.argmax(1) == y))
+    x_adv = keras.ops.convert_to_numpy(attacks.pgd(standard, x, y, epsilon=0.1, steps=3, clip=(0, 1), seed=5))
+    adv_logits = keras.ops.convert_to_numpy(standard(x_adv))
+    assert result["robust_accuracy"] == pytest.approx(np.mean(adv_logits.argmax(1) == y))
+
+    def ig(model, inputs, target=None):
+        return attribution.integrated_gradients(model, inputs, target, steps=8)
+
+    sensitivity = metrics.max_sensitivity(standard, x[:4], y[:4], ig, num_samples=3, seed=5)
+    sparse = metrics.sparseness(ig(standard, x[:4], y[:4]))
+    scores = result["metrics"]["integrated_gradients"]
+    assert scores["max_sensitivity"]["mean"] == pytest.approx(np.mean(sensitivity), rel=1e-5)
+    assert scores["sparseness"]["mean"] == pytest.approx(np.mean(keras.ops.convert_to_numpy(sparse)), rel=1e-5)
+    assert scores["sparseness"]["sem"] == pytest.approx(
+        np.std(keras.ops.convert_to_numpy(sparse), ddof=1) / 2, rel=1e-4
+    )
+    assert result["higher_is_better"] == {"max_sensitivity": False, "sparseness": True}
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda s, x, y: protocol.fine_tune(s, "dropout", x, y), "method"),
+        (lambda s, x, y: protocol.fine_tune(s, "nsloss", x, y, radius=1.0), "radius"),
+        (lambda s, x, y: protocol.build_model("resnet50", (28, 28, 1), 10), "resnet50"),
+        (lambda s, x, y: compare_module.compare(methods=("standard", "dropout")), "dropout"),
+        (lambda s, x, y: compare_module.compare(methods=()), "methods"),
+        (lambda s, x, y: compare_module.compare(eval_size=0), "eval_size"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_work(digits, standard, call, message):
+    x, y, _, _ = digits
+    with pytest.raises(ValueError, match=message):
+        call(standard, x, y)
+
+
+def test_merged_history_continues_the_standard_curves():
+    first = {"epoch": [0, 1], "loss": [2.0, 1.0], "max_sensitivity": [0.5, 0.4]}
+    second = {"epoch": [2], "loss": [0.9], "neuron_sensitivity": [0.1], "max_sensitivity": [0.3]}
+    merged = compare_module._merge(first, second)
+    assert merged["epoch"] == [0, 1, 2]
+    assert merged["loss"] == [2.0, 1.0, 0.9]
+    assert merged["neuron_sensitivity"] == [None, None, 0.1]
+
+
+TINY = {
+    "eval_size": 3,
+    "ig_steps": 4,
+    "shap_samples": 4,
+    "metric_options": {
+        "max_sensitivity": {"num_samples": 2},
+        "avg_sensitivity": {"num_samples": 2},
+        "local_lipschitz_estimate": {"num_samples": 2},
+        "faithfulness_correlation": {"num_runs": 3},
+    },
+    "pgd": {"epsilon": 0.1, "steps": 2},
+    "monitor": {"size": 3, "ig_steps": 2, "metrics": ("max_sensitivity", "sparseness")},
+    "lambda_factors": (1.0, 3.0),
+    "manipulation": {"epsilons": (0.04,), "size": 6, "steps": 3},
+    "atex_train_size": 64,
+    "atex": {"smoothgrad_samples": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in TINY.items():
+            patch.setitem(compare_module.QUICK, key, value)
+        results = compare_module.compare(
+            quick=True, out_dir=str(out), train_size=192, epochs=1, finetune_epochs=1, verbose=0
+        )
+    return out, results
+
+
+def test_compare_writes_every_method_and_metric(run):
+    out, results = run
+    with open(os.path.join(out, "results.json")) as f:
+        # JSON has no NaN: undefined scores must have become null.
+        saved = json.load(f, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert saved == json.loads(json.dumps(results))
+    assert saved["methods"] == list(protocol.METHODS)
+    assert saved["num_train"] == 192 and saved["num_eval"] == 3
+    for method in protocol.METHODS:
+        entry = saved["results"][method]
+        for explainer in protocol.EXPLAINERS:
+            assert set(entry["metrics"][explainer]) == set(metrics.PAPER_METRICS)
+        assert 0.0 <= entry["clean_accuracy"] <= 1.0 and 0.0 <= entry["robust_accuracy"] <= 1.0
+        # Curves continue the standard model's epochs (Figure 4).
+        assert entry["history"]["epoch"] == ([0] if method == "standard" else [0, 1])
+        assert len(entry["history"]["max_sensitivity"]) == len(entry["history"]["epoch"])
+    for name in ("attributions", "metrics_over_epochs"):
+        with open(os.path.join(out, saved["figures"][name]), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    manipulation = saved["manipulation"]
+    assert [row["epsilon"] for row in manipulation["rows"]] == [0.04]
+    assert set(manipulation["rows"][0]["rank_correlation"]) == {protocol.LABELS[m] for m in protocol.METHODS}
+
+
+def test_the_sweep_reuses_the_nsloss_model_at_its_default_weight(run):
+    _, results = run
+    rows = results["lambda_sweep"]["rows"]
+    default = protocol.FINE_TUNING["nsloss"]["weight"]
+    assert [row["weight"] for row in rows] == [default, 3 * default]
+    nsloss = results["results"]["nsloss"]
+    assert rows[0]["clean_accuracy"] == nsloss["clean_accuracy"]
+    for name in ("max_sensitivity", "sparseness"):
+        assert rows[0]["metrics"][name] == nsloss["metrics"]["integrated_gradients"][name]
+
+
+def test_the_report_shows_the_numbers_of_results_json(run):
+    out, results = run
+    with open(os.path.join(out, "report.md")) as f:
+        markdown = f.read()
+    with open(os.path.join(out, "report.html")) as f:
+        page = f.read()
+    for method in protocol.METHODS:
+        entry = results["results"][method]
+        line = next(l for l in markdown.splitlines() if l.startswith(f"| {entry['label']} |"))
+        assert f"{entry['clean_accuracy']:.3f}" in line
+        sparseness = entry["metrics"]["integrated_gradients"]["sparseness"]["mean"]
+        assert f"{sparseness:.3f}" in line
+    images = re.findall(r'<img src="data:image/png;base64,', page)
+    assert len(images) == 2
