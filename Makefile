@@ -49,7 +49,7 @@ test-slow: install
 	KERAS_BACKEND=tensorflow $(PYTEST) -m slow -s
 
 demo: install
-	KERAS_BACKEND=tensorflow $(VENV)/bin/keras-interp demo --out demo_out
+	KERAS_BACKEND=tensorflow $(VENV)/bin/keras-interp compare --quick --out demo_out
 
 bench: install
 	KERAS_BACKEND=tensorflow $(PY) benchmarks/attribution.py

@@ -5,7 +5,6 @@ from keras_interp.experiments.atex_paper import atex_defences
 from keras_interp.experiments.atex_paper import manipulation_table
 from keras_interp.experiments.atex_paper import smoothness_vs_smoothgrad
 from keras_interp.experiments.comparison import compare
-from keras_interp.experiments.demo import demo
 from keras_interp.experiments.protocol import METHODS
 from keras_interp.experiments.protocol import evaluate_model
 from keras_interp.experiments.protocol import fine_tune
@@ -16,7 +15,6 @@ __all__ = [
     "adversarial_training_efficacy",
     "atex_defences",
     "compare",
-    "demo",
     "evaluate_model",
     "fine_tune",
     "manipulation_table",
