@@ -25,6 +25,7 @@ BACKENDS = ("tensorflow", "jax", "torch")
 # Which `train` flags each method takes, and the `fine_tune` option each sets.
 _TRAIN_OPTIONS = {
     "standard": {},
+    "continued": {},
     "nsloss": {"weight": "weight", "epsilon": "epsilon"},
     "jacobian": {"weight": "weight"},
     "adversarial": {"epsilon": "epsilon"},
@@ -140,7 +141,8 @@ def _parsers():
     _add_data(sub, default=None)
     sub.add_argument("--model", help="architecture, unless --init gives one (default: small_cnn)")
     sub.add_argument(
-        "--method", default="standard", help="standard, nsloss, jacobian, adversarial or atex (default: standard)"
+        "--method", default="standard", help="standard (from scratch), or continued, nsloss, jacobian, adversarial, atex "
+        "(fine-tuning --init, or a standard model trained first) (default: standard)"
     )
     sub.add_argument("--init", type=_model_file, metavar="MODEL.keras", help="start from this trained model")
     sub.add_argument("--epochs", type=_positive_int, default=3, help="epochs of --method (default: 3)")
@@ -292,6 +294,8 @@ def _train(args):
     _check_names("--method", (args.method,), protocol.METHODS, expected="one of")
     if args.init is not None and args.model is not None:
         raise ValueError(f"argument --model: the architecture comes from --init {args.init}")
+    if args.init is not None and args.method == "standard":
+        raise ValueError("argument --method: standard trains from scratch; continue --init with --method continued")
     if args.standard_epochs is not None and (args.init is not None or args.method == "standard"):
         raise ValueError("argument --standard-epochs: only for another --method without --init")
     flags = _TRAIN_OPTIONS[args.method]
@@ -318,7 +322,7 @@ def _train(args):
         epochs = args.epochs if args.method == "standard" else args.standard_epochs or 3
         print(_final("standard", protocol.train_standard(model, x, y, epochs=epochs, **fit)))
         start_epoch = epochs
-    if args.init is not None or args.method != "standard":
+    if args.method != "standard":
         model, history = protocol.fine_tune(
             model, args.method, x, y, epochs=args.epochs, start_epoch=start_epoch, **fit, **options
         )

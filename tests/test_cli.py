@@ -137,6 +137,7 @@ def test_library_errors_exit_2_naming_the_input(tmp_path, trained):
     assert_fails(["evaluate", trained["standard"], "--metrics", "beauty"], "unknown 'beauty'")
     retrain = ["train", "--data", "mnist5k", "--init", trained["standard"], "--out", tmp_path / "m.keras"]
     assert_fails(retrain + ["--model", "vgg19"], "argument --model: the architecture comes from --init")
+    assert_fails(retrain, "continue --init with --method continued")
     assert_fails(retrain + ["--method", "jacobian", "--epsilon", "0.1"], "not used by --method jacobian")
 
 

@@ -97,6 +97,7 @@ def test_evaluate_model_equals_its_parts_called_directly(digits, standard):
     "call, message",
     [
         (lambda s, x, y: protocol.fine_tune(s, "dropout", x, y), "method"),
+        (lambda s, x, y: protocol.fine_tune(s, "standard", x, y), "train_standard"),
         (lambda s, x, y: protocol.fine_tune(s, "nsloss", x, y, radius=1.0), "radius"),
         (lambda s, x, y: protocol.build_model("resnet50", (28, 28, 1), 10), "resnet50"),
         (lambda s, x, y: compare_module.compare(methods=("standard", "dropout")), "dropout"),
