@@ -35,11 +35,10 @@ test-jax: install
 test-torch: install
 	KERAS_BACKEND=torch $(PYTEST) -m "multibackend and not slow"
 
-# Backend-independent logic (batching, metrics drawn with NumPy, the demo,
-# the model zoo)
-# checked on JAX and PyTorch too; the parity test already compares the
-# backends' metric values side by side in `make test`. CI runs it after
-# `make test`.
+# Backend-independent logic (batching, metrics drawn with NumPy, the model
+# zoo, the comparison job end to end) checked on JAX and PyTorch too; the
+# parity test already compares the backends' metric values side by side in
+# `make test`. CI runs it after `make test`.
 test-backends: install
 	KERAS_BACKEND=jax $(PYTEST) -m "backends_in_ci and not slow"
 	KERAS_BACKEND=torch $(PYTEST) -m "backends_in_ci and not slow"

@@ -16,6 +16,10 @@ from keras_interp.experiments import comparison as compare_module
 from keras_interp.experiments import protocol
 from keras_interp.model import RegularizedModel
 
+# Backend-independent orchestration: `make test` runs it on TensorFlow, CI
+# on JAX and PyTorch too (`make test-backends`).
+pytestmark = pytest.mark.backends_in_ci
+
 
 @pytest.fixture(scope="module")
 def digits():
