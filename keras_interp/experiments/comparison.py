@@ -4,6 +4,7 @@ import copy
 import json
 import math
 import os
+import sys
 import time
 
 import keras
@@ -199,7 +200,9 @@ def compare(
     settings["finetune_epochs"] = finetune_epochs or settings["finetune_epochs"]
     settings["eval_size"] = eval_size or settings["eval_size"]
     say = print if verbose else (lambda *a, **k: None)
-    fit_verbose = 2 if verbose else 0
+    # Live progress bars in a terminal; one line per epoch in a log file.
+    live = bool(verbose) and sys.stdout.isatty()
+    fit_verbose = (1 if live else 2) if verbose else 0
     os.makedirs(out_dir, exist_ok=True)
     timings = {}
 
@@ -278,7 +281,7 @@ def compare(
     higher_is_better = {"clean_accuracy": True, "robust_accuracy": True, "test_accuracy": True}
     for method in methods:
         s = time.perf_counter()
-        scores = protocol.evaluate_model(trained[method], x_eval, y_eval, verbose=0, **evaluation)
+        scores = protocol.evaluate_model(trained[method], x_eval, y_eval, verbose=int(live), **evaluation)
         higher_is_better.update(scores.pop("higher_is_better"))
         results[method] = {
             "label": protocol.LABELS[method],
