@@ -125,7 +125,7 @@ def _parsers():
         "--methods",
         type=_names,
         help="comma-separated training methods (default: all of "
-        "standard,nsloss,jacobian,adversarial,atex)",
+        "standard,continued,nsloss,jacobian,adversarial,atex)",
     )
     sub.add_argument("--epochs", type=_positive_int, help="standard training epochs")
     sub.add_argument("--finetune-epochs", type=_positive_int, help="fine-tuning epochs per method")
