@@ -209,3 +209,32 @@ def test_the_report_shows_the_numbers_of_results_json(run):
         assert f"{sparseness:.3f}" in line
     images = re.findall(r'<img src="data:image/png;base64,', page)
     assert len(images) == 2
+
+
+@pytest.mark.slow
+def test_compare_runs_preresnet10_on_an_image_folder(tmp_path):
+    # Paper 1's architecture on photographs of another size and channel
+    # count, read from a class-per-folder tree (the ImageNette path without
+    # the download): every stage, with softplus smoothing of a ResNet.
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in ("cat", "dog", "bird"):
+        (tmp_path / "photos" / label).mkdir(parents=True)
+        for i in range(20):
+            pixels = (rng.random((48, 40, 3)) * 255).astype("uint8")
+            Image.fromarray(pixels).save(tmp_path / "photos" / label / f"{i}.png")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in TINY.items():
+            patch.setitem(compare_module.QUICK, key, value)
+        results = compare_module.compare(
+            str(tmp_path / "photos"), model="preresnet10", image_size=32, quick=True,
+            methods=("standard", "nsloss", "atex"), epochs=1, finetune_epochs=1,
+            out_dir=str(tmp_path / "out"), verbose=0,
+        )
+    assert results["model"] == "preresnet10" and results["num_train"] + results["num_test"] == 60
+    for method in ("standard", "nsloss", "atex"):
+        scores = results["results"][method]["metrics"]["gradient_shap"]
+        assert set(scores) == set(metrics.PAPER_METRICS)
+    assert set(results["manipulation"]["rows"][0]["ssim"]) == {"Standard", "NsLoss", "ATEX"}
+    assert os.path.exists(tmp_path / "out" / "report.html")
