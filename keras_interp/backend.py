@@ -177,6 +177,147 @@ def fused(fn):
     return fn
 
 
+def num_replicas():
+    """The number of replicas whose gradients a training step sums.
+
+    Under a `tf.distribute` strategy every replica computes the loss of its
+    own slice of the global batch and the gradients are summed, so Keras
+    divides each replica's compiled loss by this number (and multiplies it
+    back for the logs). 1 outside a strategy and on JAX, whose
+    `keras.distribution` runs one program over the global batch, and on
+    PyTorch.
+    """
+    if keras.config.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def replica_rows(rows):
+    """Where this replica's `rows` examples sit in the step's global batch.
+
+    Args:
+        rows: the number of examples of the batch this replica computes
+            (an int or a scalar tensor).
+
+    Returns:
+        `(start, total)` scalar tensors inside a `tf.distribute` replica
+        context with more than one replica (one all-gather of the replicas'
+        batch sizes, so uneven last batches are placed exactly), otherwise
+        None: the batch is the whole batch.
+    """
+    if keras.config.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    sizes = context.all_gather(tf.reshape(tf.cast(rows, "int32"), (1,)), axis=0)
+    return tf.reduce_sum(sizes[: context.replica_id_in_sync_group]), tf.reduce_sum(sizes)
+
+
+def draw_rows(sample, shape, copies=1):
+    """A random draw for this replica's rows, made for the global batch.
+
+    `sample(shape) -> tensor` draws from a seed generator the model owns.
+    The rows of `shape` are `copies` blocks of the local batch, block-major
+    (row `k * B + m` belongs to example `m`). Outside a multi-replica
+    `tf.distribute` step this is `sample(shape)`. Inside one, every replica
+    draws for the global batch from the same (mirrored) generator state and
+    keeps the rows of its own examples: replicas get different draws, and
+    the draws of the whole step are those of one device training on the
+    global batch with the same seed. (On JAX, `keras.distribution` already
+    runs the draw once for the global batch.)
+
+    Args:
+        sample: `sample(shape) -> tensor`, one `keras.random` call.
+        shape: the local shape, `[copies * B, ...]`.
+        copies: blocks of B rows in `shape[0]`. Defaults to 1.
+
+    Returns:
+        A tensor of `shape`.
+    """
+    batch = shape[0] // copies
+    placement = replica_rows(batch)
+    if placement is None:
+        return sample(shape)
+    import tensorflow as tf
+
+    start, total = placement
+    full = sample((copies * total,) + tuple(shape[1:]))
+    inner = tf.shape(full)[1:]
+    full = tf.reshape(full, tf.concat([[copies, total], inner], axis=0))
+    part = tf.reshape(full[:, start : start + batch], tf.concat([[-1], inner], axis=0))
+    part.set_shape([None] + list(full.shape[2:]))
+    return part
+
+
+def replica_seed(generator):
+    """`generator`, or inside a multi-replica `tf.distribute` step a view of
+    it whose seeds are folded with the replica's index.
+
+    For draws whose shape only a library function knows (PGD's random
+    start): each replica then draws differently, reproducibly per seed,
+    but not the rows a single device would draw. Prefer `draw_rows`.
+    """
+    if keras.config.backend() != "tensorflow" or not isinstance(
+        generator, keras.random.SeedGenerator
+    ):
+        return generator
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return generator
+    return _FoldedSeedGenerator(generator, context.replica_id_in_sync_group)
+
+
+class _FoldedSeedGenerator(keras.random.SeedGenerator):
+    # A view with no state of its own: `next` advances the wrapped (mirrored)
+    # generator, as every replica does, and folds in the replica index.
+    def __init__(self, generator, index):  # noqa: super().__init__ would make a variable
+        self._generator = generator
+        self._index = index
+
+    def next(self, ordered=True):
+        import tensorflow as tf
+
+        seed = tf.cast(self._generator.next(ordered), "int64")
+        return tf.random.experimental.stateless_fold_in(seed, tf.cast(self._index, "int64"))
+
+
+def check_distribution():
+    """Raises if a `keras.distribution` is set on a backend that ignores it.
+
+    Keras 3 applies `keras.distribution` (e.g. `DataParallel`) only in its
+    JAX trainer; on TensorFlow and PyTorch `fit` would silently train on one
+    device.
+
+    Raises:
+        ValueError: naming the backend and what to use instead.
+    """
+    name = keras.config.backend()
+    distribution = keras.distribution.distribution()
+    if distribution is None or name == "jax":
+        return
+    instead = {
+        "tensorflow": "On TensorFlow use a tf.distribute strategy (e.g. "
+        "tf.distribute.MirroredStrategy, building and compiling the model in "
+        "`strategy.scope()`).",
+        "torch": "Keras 3 has no distributed training for PyTorch: train on one "
+        "device, or switch to KERAS_BACKEND=jax.",
+    }.get(name, "")
+    raise ValueError(
+        "keras.distribution is applied by Keras' JAX trainer only; on the "
+        f"{name!r} backend `fit` would train on one device and ignore it. "
+        f"{instead} Unset it with keras.distribution.set_distribution(None). "
+        f"Received: keras.config.backend()={name!r}, "
+        f"keras.distribution.distribution()={distribution}"
+    )
+
+
 _SUMMARY_WRITERS = {}
 
 

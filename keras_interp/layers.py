@@ -3,6 +3,7 @@
 import keras
 
 from keras_interp import _checks
+from keras_interp import backend
 
 
 @keras.saving.register_keras_serializable(package="keras_interp")
@@ -19,7 +20,10 @@ class SpherePerturbation(keras.layers.Layer):
     inference it returns its input unchanged.
 
     The seed generator lives on the layer, so a model that contains it
-    threads its state through stateless (JAX) training.
+    threads its state through stateless (JAX) training. Under a
+    `tf.distribute` strategy each replica perturbs its own examples with
+    its rows of one draw for the global batch, so the draws are those of
+    one device training on that batch.
 
     Args:
         num_perturbations: points per sample, N >= 1.
@@ -48,8 +52,12 @@ class SpherePerturbation(keras.layers.Layer):
             return inputs
         n = self.num_perturbations
         shape = keras.ops.shape(inputs)
-        noise = keras.random.normal(
-            (n * shape[0],) + tuple(shape[1:]), dtype=inputs.dtype, seed=self.seed_generator
+        # Under tf.distribute each replica keeps its examples' rows of a
+        # draw for the global batch (see `backend.draw_rows`).
+        noise = backend.draw_rows(
+            lambda s: keras.random.normal(s, dtype=inputs.dtype, seed=self.seed_generator),
+            (n * shape[0],) + tuple(shape[1:]),
+            copies=n,
         )
         axes = tuple(range(1, len(inputs.shape)))
         norms = keras.ops.sqrt(keras.ops.sum(noise**2, axis=axes, keepdims=True))

@@ -5,6 +5,7 @@ import threading
 import keras
 import numpy as np
 
+from keras_interp import backend
 from keras_interp import regularizers as regularizers_lib
 from keras_interp.layers import SpherePerturbation
 
@@ -78,6 +79,16 @@ class RegularizedModel(keras.Model):
     draws from a second stream, restarted at every `evaluate`, so
     validation does not shift the training draws and scores every epoch
     on the same perturbations.
+
+    It trains unchanged under `keras.distribution.DataParallel` (JAX) and
+    a `tf.distribute` strategy such as `MirroredStrategy` (TensorFlow;
+    build and compile it in `strategy.scope()`): each replica perturbs its
+    own examples with its rows of draws made for the global batch, the
+    terms are scaled like Keras' own loss, and the trackers report global
+    means, so a run matches one device on the same global batch and seed
+    (PGD's random start excepted: it is drawn per replica). `fit` raises
+    a `ValueError` for a `keras.distribution` on TensorFlow or PyTorch,
+    whose trainers ignore it.
 
     Args:
         model: a built functional or Sequential Keras classifier with one
@@ -218,14 +229,20 @@ class RegularizedModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         activations = None if self._probe is None else self._probe.recall(y_pred)
+        if not (training or self.evaluate_regularizers):
+            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        # Under tf.distribute, Keras divides each replica's compiled loss by
+        # the number of replicas (the replicas' gradients are summed). The
+        # terms are means over the replica's examples like the unscaled
+        # loss, so everything is combined unscaled and scaled once at the end.
+        replicas = backend.num_replicas()
 
         def loss(prediction):
-            return super(RegularizedModel, self).compute_loss(
+            value = super(RegularizedModel, self).compute_loss(
                 x, y, prediction, sample_weight, training=training
             )
+            return value * replicas if replicas > 1 else value
 
-        if not (training or self.evaluate_regularizers):
-            return loss(y_pred)
         perturbation, generators = self._stream(training)
         if self._probe is not None and activations is None:
             _, activations = self._hooked_pass(x, perturbation, training=training)
@@ -246,7 +263,8 @@ class RegularizedModel(keras.Model):
             )
             term = reg(batch)
             # Weighted by batch size, like Keras' own loss tracker, so the
-            # epoch means of `loss` and the terms combine exactly.
+            # epoch means of `loss` and the terms combine exactly; under
+            # tf.distribute the replicas' sums add up to the global mean.
             tracker.update_state(term, sample_weight=rows)
             terms.append((reg, term))
 
@@ -255,7 +273,7 @@ class RegularizedModel(keras.Model):
         for reg, term in terms:
             if not reg.replaces_loss:
                 total = total + reg.weight * term
-        return total
+        return total / replicas if replicas > 1 else total
 
     def evaluate(self, *args, **kwargs):
         # Terms not computed in evaluation are left out of its logs rather
@@ -277,6 +295,7 @@ class RegularizedModel(keras.Model):
         return logs
 
     def fit(self, x=None, y=None, *args, **kwargs):
+        backend.check_distribution()
         self._check_inputs(x)
         self._check_labels(y)
         return super().fit(x, y, *args, **kwargs)

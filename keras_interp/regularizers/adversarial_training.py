@@ -4,6 +4,7 @@ import keras
 
 from keras_interp import _checks
 from keras_interp import attacks
+from keras_interp import backend
 from keras_interp.regularizers.base import Regularizer
 
 
@@ -71,7 +72,9 @@ class AdversarialTraining(Regularizer):
             norm=self.norm,
             random_start=self.random_start,
             clip=self.clip,
-            seed=batch.seed,
+            # Under tf.distribute, PGD's random start differs per replica
+            # (seeds folded with the replica index).
+            seed=backend.replica_seed(batch.seed),
         )
         x_adv = keras.ops.stop_gradient(x_adv)
         return batch.loss(batch.model(x_adv, training=batch.training))

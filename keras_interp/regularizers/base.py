@@ -28,7 +28,9 @@ class Batch(NamedTuple):
             one on an adversarial batch.
         seed: a `keras.random.SeedGenerator` owned by the model for this
             regulariser (None for regularisers that sample in the forward
-            pass).
+            pass). Under a `tf.distribute` strategy every replica holds
+            the same state: draw through `keras_interp.backend.draw_rows`
+            so replicas draw different rows of one global draw.
         activations: for regularisers with `needs_activations`, one tensor
             per hooked layer, `[(N + 1) * B, ...]`: the activations of the B
             clean rows, then of their N perturbed copies, perturbation-major.

@@ -42,7 +42,9 @@ class ExplanationConsistency(Regularizer):
       seed=batch.seed)` of shape `[K * B, ...]`, neighbour-major (rows
       `k * B` to `(k + 1) * B - 1` are `x_k`), so with
       `RegularizedModel(..., seed=s)` the i-th regulariser's neighbours are
-      reproducible from `keras.random.SeedGenerator(s + i)`.
+      reproducible from `keras.random.SeedGenerator(s + i)`. Under a
+      `tf.distribute` strategy each replica takes its rows of that draw
+      for the global batch (`keras_interp.backend.draw_rows`).
     - `phi(g, z)` is the vanilla gradient of the logit of the labelled
       class with respect to the input (a final softmax is bypassed), the
       explanation paper 2 attacks and evaluates. The labelled class is
@@ -102,12 +104,12 @@ class ExplanationConsistency(Regularizer):
         if "float" not in keras.backend.standardize_dtype(x.dtype):
             x = keras.ops.cast(x, keras.config.floatx())
         copies = keras.ops.tile(x, (k,) + (1,) * (len(x.shape) - 1))
-        noise = keras.random.uniform(
+        noise = backend.draw_rows(
+            lambda s: keras.random.uniform(
+                s, minval=-self.epsilon, maxval=self.epsilon, dtype=x.dtype, seed=batch.seed
+            ),
             keras.ops.shape(copies),
-            minval=-self.epsilon,
-            maxval=self.epsilon,
-            dtype=x.dtype,
-            seed=batch.seed,
+            copies=k,
         )
         neighbors = copies + noise
 
@@ -118,7 +120,10 @@ class ExplanationConsistency(Regularizer):
             create_graph=True,
         )(keras.ops.concatenate([x, neighbors], axis=0))
         phi = keras.ops.reshape(phi, (k + 1, keras.ops.shape(x)[0], -1))
-        distance = keras.ops.mean(keras.ops.sum((phi[1:] - phi[:1]) ** 2, axis=-1))
+        squared = keras.ops.sum((phi[1:] - phi[:1]) ** 2, axis=-1)
+        # The mean, as 0 rather than 0/0 for a tf.distribute replica with no rows.
+        count = keras.ops.maximum(keras.ops.cast(keras.ops.size(squared), squared.dtype), 1.0)
+        distance = keras.ops.sum(squared) / count
 
         predictions = model(neighbors, training=batch.training)
         # `batch.loss` scores a prediction of the batch's own size against

@@ -45,11 +45,18 @@ def jacobian_norm_estimate(model, x, num_projections=1, seed=None):
     if num_classes is None:
         num_classes = logits(x[:1]).shape[-1]
     rows = keras.ops.shape(xs)[0]
-    v = keras.random.normal((rows, num_classes), dtype=xs.dtype, seed=seed)
+    # One draw for the global batch, sliced per replica under tf.distribute.
+    v = backend.draw_rows(
+        lambda s: keras.random.normal(s, dtype=xs.dtype, seed=seed),
+        (rows, num_classes),
+        copies=num_projections,
+    )
     v = v / keras.ops.sqrt(keras.ops.sum(v**2, axis=-1, keepdims=True))
     vjp = backend.grad(lambda z: keras.ops.sum(v * logits(z), axis=-1), create_graph=True)(xs)
     squared = keras.ops.sum(keras.ops.reshape(vjp, (rows, -1)) ** 2, axis=-1)
-    return 0.5 * num_classes * keras.ops.mean(squared)
+    # The mean, as 0 rather than 0/0 for a tf.distribute replica with no rows.
+    count = keras.ops.maximum(keras.ops.cast(rows, squared.dtype), 1.0)
+    return 0.5 * num_classes * keras.ops.sum(squared) / count
 
 
 @keras.saving.register_keras_serializable(package="keras_interp")

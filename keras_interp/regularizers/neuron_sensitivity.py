@@ -44,7 +44,9 @@ def _loss_from_rows(activations, num_perturbations, epsilon):
         difference = 0.0
         for copy in copies:
             difference = difference + keras.ops.sum(keras.ops.abs(copy - clean))
-        batch = keras.ops.cast(keras.ops.shape(rows)[1], "float32")
+        # At least 1: a tf.distribute replica may get no rows of a short
+        # last batch, and its term must then be 0, not 0/0.
+        batch = keras.ops.maximum(keras.ops.cast(keras.ops.shape(rows)[1], "float32"), 1.0)
         total = total + difference / (epsilon * units * num_perturbations * batch)
     return total
 
