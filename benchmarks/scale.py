@@ -1,0 +1,274 @@
+"""Training-step cost of NsLoss and ATEX as the input resolution grows.
+
+    KERAS_BACKEND=tensorflow python benchmarks/scale.py
+    KERAS_BACKEND=jax python benchmarks/scale.py --sizes 32,64
+
+On `preresnet10` (3 channels, 10 classes, ReLU) at 32x32, 64x64 and
+160x160 random inputs, with the same global batch of B images at every
+size (16 by default, `--batch-size`), the time of one compiled training
+step (`train_on_batch`, SGD) for:
+
+- standard: cross-entropy on the B images;
+- nsloss N: `RegularizedModel` + `NeuronSensitivity` with N = 1, 3, 5
+  perturbations (one (N+1)B-row forward pass, every weighted layer
+  hooked). DESIGN.md §6's limit is N+1 forward-backward passes, so the
+  ratio to the standard step should stay at or below N+1; that bound is
+  printed beside each ratio;
+- floor N: a standard step on (N+1)B rows, the same forward and backward
+  work as NsLoss N without its loss (skip with `--no-floor`);
+- atex: the ATEX student's distillation step on one prepared
+  `ATEXDataset` batch, i.e. B seed instances plus their B n1 n2 samples
+  (B (1 + n1 n2) rows, 80 by default). Only the compiled step is timed:
+  drawing the batch (the teacher's pass over the x' points) is done once
+  beforehand, and the teacher's SmoothGrad directions are not part of a
+  step at all;
+- atex directions: the one-off SmoothGrad cost (`--smoothgrad-samples`
+  noisy copies) per seed instance, which `ATEXDataset` pays once when it
+  is built (timed on a second build of the same B instances, after a
+  first that traces; the build's one teacher pass over the B instances
+  is included and negligible), shown apart and never folded into a step
+  ratio.
+
+Each step figure is the median of `--steps` timed steps on the same batch,
+after two warm-up steps (the first compiles); the steps of one size are
+timed interleaved, one of each per round, so load drifting on a shared
+machine moves numerator and denominator alike. Ratios are printed as
+`name: ratio (what / what)`, then one table per run. Nothing is trained
+to convergence and the inputs are random: this measures cost only.
+`--quick` runs a tiny configuration (32x32, width 8, N = 1, 2 steps) to
+check that the script works; its figures mean nothing.
+"""
+
+import argparse
+import os
+import platform
+import time
+
+import keras
+import numpy as np
+
+import keras_interp as ki
+from keras_interp import atex, regularizers
+
+WARMUP = 2
+
+
+def device_name():
+    """The accelerator the backend trains on, else the CPU and its cores.
+
+    A benchmark lives outside the package, so it may ask the framework.
+    """
+    backend, gpu = keras.config.backend(), None
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            details = tf.config.experimental.get_device_details(gpus[0])
+            gpu = details.get("device_name", gpus[0].name)
+    elif backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        if device.platform != "cpu":
+            gpu = device.device_kind
+    elif backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    if gpu is not None:
+        return f"GPU {gpu}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"CPU {cpu}, {cores} cores, no GPU"
+
+
+def fresh_nsloss_trace():
+    """Gives NsLoss's fused loss a fresh trace cache before each size.
+
+    Works around a keras_interp bug on TensorFlow (reported with this
+    benchmark): the loss is one module-level `tf.function(...,
+    reduce_retracing=True)`, so a second model whose hooked activations
+    have other spatial shapes (here: the next resolution) relaxes them to
+    None and `math.prod(rows.shape[1:])` fails. A fresh function per size
+    is what a process training a single model gets. No-op on JAX and torch.
+    """
+    from keras_interp import backend
+    from keras_interp.regularizers import neuron_sensitivity as ns
+
+    if keras.config.backend() == "tensorflow" and hasattr(ns, "_fused_loss_from_rows"):
+        ns._fused_loss_from_rows = backend.fused(ns._loss_from_rows)
+
+
+def median_steps(steps, rounds):
+    """Seconds per call of each of `steps` (name -> callable), interleaved.
+
+    Each is called `WARMUP` times untimed (the first compiles), then timed
+    once per round, all of them in turn, for `rounds` rounds; the figure is
+    the median over rounds. Interleaving makes the ratios fair on a shared
+    machine whose load drifts during the run. `train_on_batch` returns
+    NumPy values, so each call waits for its step to finish.
+    """
+    for step in steps.values():
+        for _ in range(WARMUP):
+            step()
+    times = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def measure(size, args, perturbations):
+    """Seconds per step (and per instance for the directions) at one size."""
+    b, n1, n2 = args.batch_size, args.num_along, args.num_across
+    rows = b * (1 + n1 * n2)
+    shape = (size, size, 3)
+    rng = np.random.default_rng(size)
+    x = rng.uniform(0.0, 1.0, (max(rows, (max(perturbations) + 1) * b),) + shape).astype("float32")
+    y = rng.integers(0, 10, len(x)).astype("int32")
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def network():
+        return ki.models.preresnet10(shape, 10, width=args.width)
+
+    def compiled(model, loss=loss):
+        model.compile(keras.optimizers.SGD(0.01), loss)
+        return model
+
+    def step_of(model, n_rows=b):
+        return lambda: model.train_on_batch(x[:n_rows], y[:n_rows])
+
+    keras.utils.set_random_seed(0)
+    fresh_nsloss_trace()
+    steps = {"standard": step_of(compiled(network()))}
+    for n in perturbations:
+        reg = regularizers.NeuronSensitivity(1.0, 0.05, num_perturbations=n)
+        steps[f"nsloss_n{n}"] = step_of(compiled(ki.RegularizedModel(network(), [reg], seed=0)))
+        if args.floor:
+            steps[f"floor_n{n}"] = step_of(compiled(network()), (n + 1) * b)
+
+    teacher = network()
+    settings = dict(
+        batch_size=b, num_along=n1, num_across=n2,
+        smoothgrad_samples=args.smoothgrad_samples, shuffle=False, seed=0, verbose=0,
+    )
+    # The first build traces SmoothGrad and the teacher; the second, on the
+    # same B instances, measures the computation only.
+    atex.ATEXDataset(teacher, x[:b], **settings)
+    start = time.perf_counter()
+    data = atex.ATEXDataset(teacher, x[:b], **settings)
+    directions = (time.perf_counter() - start) / b
+    # One batch drawn beforehand: the timed step is the distillation step.
+    inputs, targets, weights = data[0]
+    student = compiled(atex.student_of(teacher), atex.Distillation())
+    steps["atex"] = lambda: student.train_on_batch(inputs, targets, sample_weight=weights)
+    if args.floor:
+        steps["floor_atex"] = step_of(compiled(network()), rows)
+
+    results = median_steps(steps, args.steps)
+    results["atex_directions"] = directions
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--sizes", default="32,64,160", help="comma-separated input sizes")
+    parser.add_argument("--perturbations", default="1,3,5", help="comma-separated N")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps of each (median)")
+    parser.add_argument("--width", type=int, default=64, help="preresnet10 width")
+    parser.add_argument("--num-along", type=int, default=2)
+    parser.add_argument("--num-across", type=int, default=2)
+    parser.add_argument("--smoothgrad-samples", type=int, default=50)
+    parser.add_argument("--no-floor", dest="floor", action="store_false")
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.perturbations, args.steps = "32", "1", 2
+        args.width, args.smoothgrad_samples = 8, 4
+    sizes = [int(s) for s in args.sizes.split(",")]
+    perturbations = [int(n) for n in args.perturbations.split(",")]
+    b, n1, n2 = args.batch_size, args.num_along, args.num_across
+    rows = b * (1 + n1 * n2)
+
+    print(
+        f"backend: {keras.config.backend()}, device: {device_name()}, "
+        f"preresnet10 (width {args.width}, ReLU) on SxSx3, 10 classes, "
+        f"B={b} at every size, N in {perturbations}, ATEX n1={n1} n2={n2} "
+        f"({rows} rows per step), SmoothGrad {args.smoothgrad_samples} samples; "
+        f"median of {args.steps} interleaved steps after {WARMUP} warm-up steps",
+        flush=True,
+    )
+    table = {}
+    for size in sizes:
+        results = measure(size, args, perturbations)
+        table[size] = results
+        std = results["standard"]
+        print(f"{size}x{size}:")
+        for name, seconds in results.items():
+            unit = "ms/instance, once" if name == "atex_directions" else "ms/step"
+            print(f"  {name:16s} {seconds * 1e3:9.1f} {unit}")
+        for n in perturbations:
+            ratio = results[f"nsloss_n{n}"] / std
+            print(
+                f"nsloss_n{n}@{size}: {ratio:.2f} (NsLoss N={n} step / standard step; "
+                f"bound N+1 = {n + 1})"
+            )
+            if args.floor:
+                ratio = results[f"nsloss_n{n}"] / results[f"floor_n{n}"]
+                print(
+                    f"nsloss_n{n}_vs_floor@{size}: {ratio:.2f} (NsLoss N={n} step / "
+                    f"standard step on (N+1)B = {(n + 1) * b} rows)"
+                )
+        print(
+            f"atex@{size}: {results['atex'] / std:.2f} (ATEX distillation step on "
+            f"B(1 + n1 n2) = {rows} prepared rows / standard step on B = {b}; "
+            "directions and sampling not included)"
+        )
+        if args.floor:
+            print(
+                f"atex_vs_floor@{size}: {results['atex'] / results['floor_atex']:.2f} "
+                f"(ATEX step / standard step on {rows} rows)"
+            )
+        print(
+            f"atex_directions@{size}: {results['atex_directions'] / std:.2f} "
+            "(one instance's SmoothGrad direction, paid once / standard step)",
+            flush=True,
+        )
+
+    print("summary (ratios to the standard step at the same size; ms per standard step):")
+    head = ["size", "standard ms"] + [f"nsloss N={n} (<= {n + 1})" for n in perturbations]
+    head += ["atex", "directions/instance"]
+    print("  " + " | ".join(head))
+    for size, results in table.items():
+        std = results["standard"]
+        cells = [f"{size}x{size}", f"{std * 1e3:.1f}"]
+        cells += [f"{results[f'nsloss_n{n}'] / std:.2f}" for n in perturbations]
+        cells += [f"{results['atex'] / std:.2f}", f"{results['atex_directions'] / std:.2f}"]
+        print("  " + " | ".join(cells))
+    if args.floor:
+        print("summary (ratios to the floor: a standard step on as many rows):")
+        head = ["size"] + [f"nsloss N={n} / floor {(n + 1) * b}" for n in perturbations]
+        head += [f"atex / floor {rows}"]
+        print("  " + " | ".join(head))
+        for size, results in table.items():
+            cells = [f"{size}x{size}"]
+            cells += [
+                f"{results[f'nsloss_n{n}'] / results[f'floor_n{n}']:.2f}" for n in perturbations
+            ]
+            cells += [f"{results['atex'] / results['floor_atex']:.2f}"]
+            print("  " + " | ".join(cells))
+
+
+if __name__ == "__main__":
+    main()
