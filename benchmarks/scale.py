@@ -90,23 +90,6 @@ def device_name():
     return f"CPU {cpu}, {cores} cores, no GPU"
 
 
-def fresh_nsloss_trace():
-    """Gives NsLoss's fused loss a fresh trace cache before each size.
-
-    Works around a keras_interp bug on TensorFlow (reported with this
-    benchmark): the loss is one module-level `tf.function(...,
-    reduce_retracing=True)`, so a second model whose hooked activations
-    have other spatial shapes (here: the next resolution) relaxes them to
-    None and `math.prod(rows.shape[1:])` fails. A fresh function per size
-    is what a process training a single model gets. No-op on JAX and torch.
-    """
-    from keras_interp import backend
-    from keras_interp.regularizers import neuron_sensitivity as ns
-
-    if keras.config.backend() == "tensorflow" and hasattr(ns, "_fused_loss_from_rows"):
-        ns._fused_loss_from_rows = backend.fused(ns._loss_from_rows)
-
-
 def median_steps(steps, rounds):
     """Seconds per call of each of `steps` (name -> callable), interleaved.
 
@@ -149,7 +132,6 @@ def measure(size, args, perturbations):
         return lambda: model.train_on_batch(x[:n_rows], y[:n_rows])
 
     keras.utils.set_random_seed(0)
-    fresh_nsloss_trace()
     steps = {"standard": step_of(compiled(network()))}
     for n in perturbations:
         reg = regularizers.NeuronSensitivity(1.0, 0.05, num_perturbations=n)

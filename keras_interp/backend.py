@@ -173,7 +173,9 @@ def fused(fn):
     if keras.config.backend() == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(fn, jit_compile=True, reduce_retracing=True)
+        # One trace per input shape: relaxed (None) shapes would reach `fn`,
+        # which reads static sizes, as soon as a second model uses it.
+        return tf.function(fn, jit_compile=True)
     return fn
 
 

@@ -32,6 +32,22 @@ class _Probe:
     def remember(self, y_pred, activations):
         self._cache[threading.get_ident()] = (y_pred, activations)
 
+    def trainable_values(self):
+        return [v.value for v in self.model.trainable_variables]
+
+    def activations(self, rows, trainable_values, training):
+        """The hooked activations of `rows`, computed with `trainable_values`.
+
+        Stateless: batch-norm statistics and seed states are read but not
+        updated, so the pass can be recomputed (`keras.remat`) and is
+        differentiable in `trainable_values` on every backend.
+        """
+        non_trainable = [v.value for v in self.model.non_trainable_variables]
+        outputs, _ = self.model.stateless_call(
+            trainable_values, non_trainable, rows, training=training
+        )
+        return list(outputs[1:])
+
     def recall(self, y_pred):
         entry = self._cache.pop(threading.get_ident(), None)
         if entry is not None and entry[0] is y_pred:
@@ -164,6 +180,7 @@ class RegularizedModel(keras.Model):
         self._report_terms = True
 
         self._probe = None
+        self._chunked = False
         for reg in regularizers:
             if reg.needs_activations:
                 if getattr(model, "inputs", None) is None:
@@ -174,6 +191,7 @@ class RegularizedModel(keras.Model):
                         f"{model.name!r} without `inputs`"
                     )
                 self._probe = _Probe(model, reg.hooked_layers(model))
+                self._chunked = reg.chunk_size is not None
         self.perturbation, self.seed_generators = self._random_streams()
         if self.evaluate_regularizers:
             # A stream of its own, restarted by every `evaluate`: validation
@@ -216,19 +234,29 @@ class RegularizedModel(keras.Model):
     def call(self, inputs, training=None):
         if not (training and self._probe is not None):
             return self.model(inputs, training=training)
-        y_pred, activations = self._hooked_pass(inputs, self.perturbation, training=True)
-        self._probe.remember(y_pred, activations)
+        y_pred, hooked = self._hooked_pass(inputs, self.perturbation, training=True)
+        self._probe.remember(y_pred, hooked)
         return y_pred
 
     def _hooked_pass(self, x, perturbation, training):
-        """One forward pass of the batch and its N perturbed copies."""
+        """The batch and its N perturbed copies through the hooked layers.
+
+        Returns `y_pred` on the clean rows and `(activations, perturbed)`:
+        with one pass of `(N + 1) * B` rows, the activations of all rows and
+        None; when the regulariser runs the copies itself in chunks, the
+        activations of the B clean rows and the copies' inputs.
+        """
+        perturbed = perturbation(x, training=True)
+        if self._chunked:
+            outputs = self._probe.model(x, training=training)
+            return outputs[0], (list(outputs[1:]), perturbed)
         batch = keras.ops.shape(x)[0]
-        rows = keras.ops.concatenate([x, perturbation(x, training=True)], axis=0)
+        rows = keras.ops.concatenate([x, perturbed], axis=0)
         outputs = self._probe.model(rows, training=training)
-        return outputs[0][:batch], list(outputs[1:])
+        return outputs[0][:batch], (list(outputs[1:]), None)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        activations = None if self._probe is None else self._probe.recall(y_pred)
+        hooked = None if self._probe is None else self._probe.recall(y_pred)
         if not (training or self.evaluate_regularizers):
             return super().compute_loss(x, y, y_pred, sample_weight, training=training)
         # Under tf.distribute, Keras divides each replica's compiled loss by
@@ -244,8 +272,11 @@ class RegularizedModel(keras.Model):
             return value * replicas if replicas > 1 else value
 
         perturbation, generators = self._stream(training)
-        if self._probe is not None and activations is None:
-            _, activations = self._hooked_pass(x, perturbation, training=training)
+        activations = perturbed = None
+        if self._probe is not None:
+            if hooked is None:
+                _, hooked = self._hooked_pass(x, perturbation, training=training)
+            activations, perturbed = hooked
 
         rows = keras.ops.shape(x)[0]
         terms = []
@@ -260,6 +291,8 @@ class RegularizedModel(keras.Model):
                 seed=seed,
                 activations=activations,
                 training=training,
+                perturbed=perturbed,
+                hooked=None if perturbed is None else self._probe,
             )
             term = reg(batch)
             # Weighted by batch size, like Keras' own loss tracker, so the

@@ -20,7 +20,9 @@ def data(n=32):
 
 def all_three(hooked="dense"):
     return [
-        regularizers.NeuronSensitivity(0.5, 0.3, num_perturbations=2, layers=[hooked, keras.layers.Conv2D]),
+        regularizers.NeuronSensitivity(
+            0.5, 0.3, num_perturbations=2, layers=[hooked, keras.layers.Conv2D], chunk_size=1
+        ),
         regularizers.JacobianNorm(0.2, num_projections=2),
         regularizers.AdversarialTraining(0.05, steps=2, norm="l2", clip=(0.0, 1.0)),
     ]

@@ -34,6 +34,14 @@ class Batch(NamedTuple):
         activations: for regularisers with `needs_activations`, one tensor
             per hooked layer, `[(N + 1) * B, ...]`: the activations of the B
             clean rows, then of their N perturbed copies, perturbation-major.
+            When the regulariser runs the copies itself (a `chunk_size`),
+            only the clean rows' `[B, ...]`.
+        perturbed: in that case the N perturbed copies of `x`,
+            `[N * B, ...]`, perturbation-major; otherwise None.
+        hooked: in that case the hooked-activation network (see
+            `RegularizedModel`): `hooked.trainable_values()` and the
+            stateless `hooked.activations(rows, trainable_values)`;
+            otherwise None.
         training: whether the step is a training step.
     """
 
@@ -46,6 +54,8 @@ class Batch(NamedTuple):
     seed: Any
     activations: Any
     training: bool
+    perturbed: Any = None
+    hooked: Any = None
 
 
 class Regularizer:
@@ -58,9 +68,11 @@ class Regularizer:
     loss itself.
 
     Subclasses with `needs_activations = True` also define
-    `hooked_layers(model)`, `num_perturbations` and `epsilon`: the model
-    then runs the clean batch and its perturbed copies through the hooked
-    layers in its forward pass and hands them over in `batch.activations`.
+    `hooked_layers(model)`, `num_perturbations`, `epsilon` and
+    `chunk_size`: the model then runs the clean batch and its perturbed
+    copies through the hooked layers in its forward pass and hands them
+    over in `batch.activations`, or, with a `chunk_size`, runs the clean
+    batch and hands over the copies' inputs for the regulariser to run.
     """
 
     name = "regularizer"

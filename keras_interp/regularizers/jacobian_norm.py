@@ -52,7 +52,10 @@ def jacobian_norm_estimate(model, x, num_projections=1, seed=None):
         copies=num_projections,
     )
     v = v / keras.ops.sqrt(keras.ops.sum(v**2, axis=-1, keepdims=True))
-    vjp = backend.grad(lambda z: keras.ops.sum(v * logits(z), axis=-1), create_graph=True)(xs)
+    # The products in float32, whatever the model computes in (mixed precision).
+    vjp = backend.grad(
+        lambda z: keras.ops.sum(v * keras.ops.cast(logits(z), v.dtype), axis=-1), create_graph=True
+    )(xs)
     squared = keras.ops.sum(keras.ops.reshape(vjp, (rows, -1)) ** 2, axis=-1)
     # The mean, as 0 rather than 0/0 for a tf.distribute replica with no rows.
     count = keras.ops.maximum(keras.ops.cast(rows, squared.dtype), 1.0)

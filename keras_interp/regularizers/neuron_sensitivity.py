@@ -54,6 +54,40 @@ def _loss_from_rows(activations, num_perturbations, epsilon):
 _fused_loss_from_rows = backend.fused(_loss_from_rows)
 
 
+def _chunked_loss(batch, num_perturbations, epsilon, chunk_size):
+    """NsLoss with the N copies run `chunk_size` at a time, rematerialised.
+
+    Each chunk's pass and its `|copy - clean|` sums are one `keras.remat`
+    function of the copies' inputs, the clean activations and the weights,
+    returning one scalar per layer: its activations are freed after the
+    forward pass and recomputed in the backward pass, so at most
+    `chunk_size * B` rows of perturbed activations are alive at a time.
+    """
+    clean = [keras.ops.cast(c, "float32") for c in batch.activations]
+    layers = len(clean)
+    inner = tuple(batch.x.shape[1:])
+    copies = keras.ops.reshape(batch.perturbed, (num_perturbations, -1) + inner)
+    weights = batch.hooked.trainable_values()
+
+    def differences(rows, *tensors):
+        clean, weights = tensors[:layers], list(tensors[layers:])
+        perturbed = batch.hooked.activations(rows, weights, batch.training)
+        sums = []
+        for c, p in zip(clean, perturbed):
+            p = keras.ops.reshape(keras.ops.cast(p, "float32"), (-1,) + tuple(c.shape))
+            sums.append(keras.ops.sum(keras.ops.abs(p - c[None])))
+        return keras.ops.stack(sums)
+
+    differences = keras.remat(differences)
+    total = 0.0
+    for start in range(0, num_perturbations, chunk_size):
+        rows = keras.ops.reshape(copies[start : start + chunk_size], (-1,) + inner)
+        total = total + differences(rows, *clean, *weights)
+    batch_size = keras.ops.maximum(keras.ops.cast(keras.ops.shape(batch.x)[0], "float32"), 1.0)
+    units = keras.ops.convert_to_tensor([math.prod(c.shape[1:]) for c in clean], "float32")
+    return keras.ops.sum(total / (epsilon * units * num_perturbations * batch_size))
+
+
 def neuron_sensitivity_loss(clean, perturbed, epsilon):
     """NsLoss of paper 1 (§4.2, Eqs. 4-7) from hooked activations.
 
@@ -167,6 +201,18 @@ class NeuronSensitivity(Regularizer):
         layers: the layers whose outputs are hooked: layer names and/or
             layer classes (every layer of that class). Defaults to every
             layer that has weights, the logits layer included.
+        chunk_size: perturbed copies per forward pass, to bound memory.
+            Defaults to None: the batch and all N copies go through the
+            network as one pass of `(N + 1) * B` rows. With a chunk size
+            `k`, the clean batch runs alone and the copies `k` at a time
+            (`ceil(N / k)` passes of `k * B` rows), each pass
+            rematerialised (`keras.remat`): its activations are recomputed
+            in the backward pass instead of stored, so peak activation
+            memory is that of `(1 + k) * B` rows instead of `(N + 1) * B`,
+            for about one more forward pass of the copies. The term is the
+            same up to float rounding, except that batch-norm layers
+            normalise every pass with its own batch statistics (and update
+            their moving statistics from the clean batch only).
 
     Example:
 
@@ -182,7 +228,7 @@ class NeuronSensitivity(Regularizer):
     name = "neuron_sensitivity"
     needs_activations = True
 
-    def __init__(self, weight, epsilon, num_perturbations=5, layers=None):
+    def __init__(self, weight, epsilon, num_perturbations=5, layers=None, chunk_size=None):
         self.weight = _checks.non_negative(weight, "weight")
         self.epsilon = _checks.positive(epsilon, "epsilon")
         self.num_perturbations = _checks.positive_int(
@@ -199,6 +245,9 @@ class NeuronSensitivity(Regularizer):
                     f"classes. Received: layers={layers!r}"
                 )
         self.layers = layers
+        self.chunk_size = None if chunk_size is None else _checks.positive_int(
+            chunk_size, "chunk_size"
+        )
 
     def hooked_layers(self, model):
         """The layers of `model` whose outputs NsLoss is computed on.
@@ -238,6 +287,8 @@ class NeuronSensitivity(Regularizer):
         return chosen
 
     def __call__(self, batch):
+        if batch.perturbed is not None:
+            return _chunked_loss(batch, self.num_perturbations, self.epsilon, self.chunk_size)
         return _fused_loss_from_rows(batch.activations, self.num_perturbations, self.epsilon)
 
     def get_config(self):
@@ -247,6 +298,7 @@ class NeuronSensitivity(Regularizer):
             "epsilon": self.epsilon,
             "num_perturbations": self.num_perturbations,
             "layers": layers,
+            "chunk_size": self.chunk_size,
         }
 
     @classmethod
