@@ -1,4 +1,8 @@
-"""RegularizedModel under Keras mixed precision: float16/bfloat16 layers, float32 loss."""
+"""RegularizedModel under Keras mixed precision: float16/bfloat16 layers, float32 loss.
+
+Marked `backends_in_ci`: TensorFlow in `make test`, JAX and PyTorch in
+`make test-backends`.
+"""
 
 import keras
 import numpy as np
@@ -9,7 +13,7 @@ from keras_interp import regularizers
 from tests.conftest import small_cnn
 from tests.conftest import to_numpy
 
-pytestmark = pytest.mark.multibackend
+pytestmark = pytest.mark.backends_in_ci
 
 CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
