@@ -119,7 +119,11 @@ def pgd(
         clip: `(lo, hi)` data range, or None for no clipping.
         seed: seed of the random start: an int, None, or a
             `keras.random.SeedGenerator` (which a training step passes so
-            the draws advance from step to step).
+            the draws advance from step to step). Inside a `tf.distribute`
+            replica context the start is drawn for the global batch and
+            each replica keeps its own examples' rows
+            (`keras_interp.backend.draw_rows`), as one device would draw
+            them.
 
     Returns:
         The adversarial batch, a backend tensor shaped like `x`.
@@ -150,13 +154,20 @@ def pgd(
     x_adv = x
     if random_start:
         gen = seed if isinstance(seed, keras.random.SeedGenerator) else keras.random.SeedGenerator(seed)
-        # The dynamic shape: inside a traced training step the batch size is unknown.
+        # The dynamic shape: inside a traced training step the batch size is
+        # unknown. Under tf.distribute each replica keeps its rows of a draw
+        # made for the global batch, so a replica's start is one device's.
         shape = keras.ops.shape(x)
         if norm == "linf":
-            start = keras.random.uniform(shape, -epsilon, epsilon, seed=gen)
+            start = backend.draw_rows(
+                lambda s: keras.random.uniform(s, -epsilon, epsilon, seed=gen), shape
+            )
         else:
-            u = keras.random.normal(shape, seed=gen)
-            radius = keras.random.uniform((shape[0],) + (1,) * (len(x.shape) - 1), 0, epsilon, seed=gen)
+            u = backend.draw_rows(lambda s: keras.random.normal(s, seed=gen), shape)
+            radius = backend.draw_rows(
+                lambda s: keras.random.uniform(s, 0, epsilon, seed=gen),
+                (shape[0],) + (1,) * (len(x.shape) - 1),
+            )
             start = radius * u / _l2_norm(u)
         x_adv = project(x + start)
     for _ in range(steps):

@@ -256,40 +256,6 @@ def draw_rows(sample, shape, copies=1):
     return part
 
 
-def replica_seed(generator):
-    """`generator`, or inside a multi-replica `tf.distribute` step a view of
-    it whose seeds are folded with the replica's index.
-
-    For draws whose shape only a library function knows (PGD's random
-    start): each replica then draws differently, reproducibly per seed,
-    but not the rows a single device would draw. Prefer `draw_rows`.
-    """
-    if keras.config.backend() != "tensorflow" or not isinstance(
-        generator, keras.random.SeedGenerator
-    ):
-        return generator
-    import tensorflow as tf
-
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return generator
-    return _FoldedSeedGenerator(generator, context.replica_id_in_sync_group)
-
-
-class _FoldedSeedGenerator(keras.random.SeedGenerator):
-    # A view with no state of its own: `next` advances the wrapped (mirrored)
-    # generator, as every replica does, and folds in the replica index.
-    def __init__(self, generator, index):  # noqa: super().__init__ would make a variable
-        self._generator = generator
-        self._index = index
-
-    def next(self, ordered=True):
-        import tensorflow as tf
-
-        seed = tf.cast(self._generator.next(ordered), "int64")
-        return tf.random.experimental.stateless_fold_in(seed, tf.cast(self._index, "int64"))
-
-
 def check_distribution():
     """Raises if a `keras.distribution` is set on a backend that ignores it.
 

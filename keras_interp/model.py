@@ -101,8 +101,8 @@ class RegularizedModel(keras.Model):
     build and compile it in `strategy.scope()`): each replica perturbs its
     own examples with its rows of draws made for the global batch, the
     terms are scaled like Keras' own loss, and the trackers report global
-    means, so a run matches one device on the same global batch and seed
-    (PGD's random start excepted: it is drawn per replica). `fit` raises
+    means, so a run matches one device on the same global batch and seed.
+    `fit` raises
     a `ValueError` for a `keras.distribution` on TensorFlow or PyTorch,
     whose trainers ignore it.
 

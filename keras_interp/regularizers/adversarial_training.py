@@ -4,7 +4,6 @@ import keras
 
 from keras_interp import _checks
 from keras_interp import attacks
-from keras_interp import backend
 from keras_interp.regularizers.base import Regularizer
 
 
@@ -72,9 +71,9 @@ class AdversarialTraining(Regularizer):
             norm=self.norm,
             random_start=self.random_start,
             clip=self.clip,
-            # Under tf.distribute, PGD's random start differs per replica
-            # (seeds folded with the replica index).
-            seed=backend.replica_seed(batch.seed),
+            # Under tf.distribute, `pgd` draws the random start for the
+            # global batch and keeps this replica's rows (backend.draw_rows).
+            seed=batch.seed,
         )
         x_adv = keras.ops.stop_gradient(x_adv)
         return batch.loss(batch.model(x_adv, training=batch.training))

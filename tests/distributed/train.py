@@ -13,10 +13,14 @@ starts, which a pytest process that already imported it cannot do.
 For each regulariser named on the command line the same model (weights
 from NumPy), data, seed and global batch are fitted for one epoch on one
 device and then distributed, recording the per-batch logs, the epoch's
-History (validation terms included) and the final weights. The last line
-of stdout is one JSON object.
+History (validation terms included) and the final weights. The run of
+`MONITORED` also carries `keras_interp.callbacks.ExplanationStabilityMonitor`,
+whose values land in its History. The name `atex` trains an ATEX student
+the same way (`ATEXDataset`, `Distillation` and a plain Keras student,
+as `keras_interp.atex.fit` does). The last line of stdout is one JSON object.
 """
 
+import functools
 import json
 import os
 import sys
@@ -40,13 +44,17 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_interp as ki  # noqa: E402
-from keras_interp import backend  # noqa: E402
+from keras_interp import attacks  # noqa: E402
 from tests.conftest import small_cnn  # noqa: E402
 
 # 28 examples at a global batch of 8: batches 8, 8, 8, 4, each split evenly
 # over 2 replicas (Keras' per-batch logs average the replicas' running
 # means, which is the global mean when the replicas' batches are equal).
 EXAMPLES, BATCH, SEED = 28, 8, 3
+# The regulariser whose run also carries the callbacks (in every process).
+MONITORED = "jacobian_norm"
+# ATEX: 4 seed instances and 4 samples each per batch, 8 rows, 7 batches.
+ATEX = dict(batch_size=4, num_along=2, num_across=2, smoothgrad_samples=4, delta1=2.0)
 
 
 def regularizer(name):
@@ -87,7 +95,21 @@ def build(name):
     return model
 
 
-def fit(model):
+def monitor():
+    """The explanation monitor on a probe batch (max sensitivity draws noise)."""
+    x, y = data()
+    return ki.callbacks.ExplanationStabilityMonitor(
+        x[:4],
+        y[:4],
+        "vanilla_gradient",
+        metrics=("max_sensitivity", "sparseness"),
+        # One noisy copy per example: the same shape as the probe, one trace.
+        metric_kwargs={"max_sensitivity": {"num_samples": 1}},
+        prefix="expl_",
+    )
+
+
+def fit(model, name):
     x, y = data()
     batches = BatchLogs()
     history = model.fit(
@@ -97,7 +119,8 @@ def fit(model):
         epochs=1,
         shuffle=False,
         validation_data=(x[:8], y[:8]),
-        callbacks=[batches],
+        # The monitor first: Keras calls callbacks in order with one `logs`.
+        callbacks=([monitor()] if name == MONITORED else []) + [batches],
         verbose=0,
     ).history
     return {
@@ -107,16 +130,59 @@ def fit(model):
     }
 
 
+@functools.lru_cache(maxsize=None)
+def atex_directions():
+    """The teacher's SmoothGrad directions, as `ATEXDataset` computes them
+    from `SEED`; computed once (most of the dataset's cost) for both runs."""
+    return ki.atex.explanation_directions(
+        small_cnn(0), data()[0], num_samples=ATEX["smoothgrad_samples"], seed=SEED
+    )
+
+
+def fit_atex():
+    """`keras_interp.atex.fit`'s steps, with Keras' batch order fixed.
+
+    `atex.fit` leaves `fit(shuffle=True)`, which shuffles the order of the
+    dataset's batches with Python's global `random`, and a tf.distribute
+    fit starts the generator once more than one device does, so the two
+    runs would take the (same) batches in different orders.
+    """
+    x, _ = data()
+    batches = BatchLogs()
+    teacher = small_cnn(0)
+    dataset = ki.atex.ATEXDataset(
+        teacher, x, seed=SEED, directions=atex_directions(), verbose=0, **ATEX
+    )
+    student = ki.atex.student_of(teacher)
+    student.compile(
+        keras.optimizers.SGD(0.1),
+        ki.atex.Distillation(),
+        metrics=[keras.metrics.CategoricalAccuracy(name="agreement")],
+    )
+    history = student.fit(dataset, epochs=1, shuffle=False, callbacks=[batches], verbose=0)
+    return {
+        "batches": batches.logs,
+        "history": {k: float(v[-1]) for k, v in history.history.items()},
+        "weights": [w.tolist() for w in student.get_weights()],
+    }, student
+
+
+def train(name):
+    if name == "atex":
+        return fit_atex()
+    model = build(name)
+    return fit(model, name), model.model
+
+
 def jax_run(name):
     devices = keras.distribution.list_devices()
     distribution = keras.distribution.DataParallel(devices=devices)
     keras.distribution.set_distribution(distribution)
     try:
-        model = build(name)
-        result = fit(model)
+        result, model = train(name)
     finally:
         keras.distribution.set_distribution(None)
-    kernel = model.model.trainable_variables[0].value
+    kernel = model.trainable_variables[0].value
     result["devices"] = len(devices)
     result["variable_devices"] = len(kernel.sharding.device_set)
     return result
@@ -124,10 +190,17 @@ def jax_run(name):
 
 def tensorflow_run(name):
     strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(DEVICES)])
-    with strategy.scope():
-        model = build(name)
-    result = fit(model)
+    if name == "atex":
+        # The student is built and compiled, and the dataset made, in the scope.
+        with strategy.scope():
+            result, model = train(name)
+    else:
+        with strategy.scope():
+            model = build(name)
+        result = fit(model, name)
+        model = model.model
     result["devices"] = strategy.num_replicas_in_sync
+    result["variable_replicas"] = len(model.trainable_variables[0].value.values)
     return result
 
 
@@ -139,32 +212,61 @@ def tensorflow_draws():
         lambda context: x[2 * context.replica_id_in_sync_group :][:2]
     )
 
-    def draw():
-        with strategy.scope():
-            layer = ki.layers.SpherePerturbation(2, 0.5, seed=7)
-            generator = keras.random.SeedGenerator(11)
+    with strategy.scope():
+        layer = ki.layers.SpherePerturbation(2, 0.5, seed=7)
 
-        @tf.function
-        def step(local):
-            def replica(rows):
-                folded = keras.random.uniform((2,), seed=backend.replica_seed(generator))
-                return layer(rows, training=True), folded
+    @tf.function
+    def step(local):
+        def replica(rows):
+            return layer(rows, training=True)
 
-            return strategy.run(replica, args=(local,))
+        return strategy.run(replica, args=(local,))
 
-        perturbed, folded = step(local)
-        return {
-            "replicas": [v.numpy().tolist() for v in perturbed.values],
-            "seed_states": [v.numpy().tolist() for v in layer.seed_generator.state.value.values],
-            "folded": [v.numpy().tolist() for v in folded.values],
-        }
-
-    out = draw()
-    out["folded_again"] = draw()["folded"]
+    perturbed = step(local)
+    out = {
+        "replicas": [v.numpy().tolist() for v in perturbed.values],
+        "seed_states": [v.numpy().tolist() for v in layer.seed_generator.state.value.values],
+    }
     one = ki.layers.SpherePerturbation(2, 0.5, seed=7)
     out["one_device"] = keras.ops.convert_to_numpy(one(x, training=True)).tolist()
     out["one_device_seed_state"] = keras.ops.convert_to_numpy(one.seed_generator.state.value).tolist()
+
+    out["pgd"] = {norm: pgd_draws(strategy, norm) for norm in attacks.NORMS}
     return out
+
+
+def pgd_draws(strategy, norm):
+    """PGD (random start: one draw in L-inf, two in L2) on an uneven batch
+    of 5 examples, 3 + 2 per replica, next to one device's attack."""
+    images = np.asarray(data()[0][:5])
+    labels = np.arange(5, dtype="int32") % 4
+    split = [slice(0, 3), slice(3, 5)]
+    rows, classes = (
+        strategy.experimental_distribute_values_from_function(
+            lambda context, a=a: a[split[context.replica_id_in_sync_group]]
+        )
+        for a in (images, labels)
+    )
+    target = small_cnn(1)
+    # A small step, so that the start, not the step, sets where each row ends.
+    options = dict(epsilon=0.2, steps=1, step_size=0.01, norm=norm)
+    with strategy.scope():
+        generator = keras.random.SeedGenerator(11)
+
+    @tf.function
+    def attack(rows, classes):
+        return strategy.run(
+            lambda r, c: attacks.pgd(target, r, c, seed=generator, **options),
+            args=(rows, classes),
+        )
+
+    replicas = attack(rows, classes)
+    one = attacks.pgd(target, images, labels, seed=keras.random.SeedGenerator(11), **options)
+    return {
+        "replicas": [v.numpy().tolist() for v in replicas.values],
+        "one_device": keras.ops.convert_to_numpy(one).tolist(),
+        "clean": images.tolist(),
+    }
 
 
 def main(names):
@@ -172,7 +274,7 @@ def main(names):
     out = {"backend": BACKEND, "runs": {}}
     for name in names:
         keras.utils.set_random_seed(0)
-        one = fit(build(name))
+        one, _ = train(name)
         keras.utils.set_random_seed(0)
         out["runs"][name] = {"one_device": one, "distributed": distributed(name)}
     if BACKEND == "tensorflow":
