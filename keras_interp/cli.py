@@ -26,7 +26,7 @@ BACKENDS = ("tensorflow", "jax", "torch")
 _TRAIN_OPTIONS = {
     "standard": {},
     "continued": {},
-    "nsloss": {"weight": "weight", "epsilon": "epsilon"},
+    "nsloss": {"weight": "weight", "epsilon": "epsilon", "chunk_size": "chunk_size"},
     "jacobian": {"weight": "weight"},
     "adversarial": {"epsilon": "epsilon"},
     "atex": {"epsilon": "delta1"},
@@ -98,6 +98,16 @@ def _add_data(sub, default="mnist5k"):
     sub.add_argument("--image-size", type=_positive_int, help="resize images to N x N")
 
 
+def _add_chunk_size(sub):
+    sub.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        metavar="K",
+        help="NsLoss: run the perturbed copies K at a time, recomputed in the "
+        "backward pass, to bound memory on large images (default: all in one pass)",
+    )
+
+
 def _add_seed(sub):
     sub.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
@@ -133,6 +143,7 @@ def _parsers():
     sub.add_argument("--train-size", type=_positive_int, help="training examples used")
     sub.add_argument("--eval-size", type=_positive_int, help="test examples whose explanations are scored")
     sub.add_argument("--out", default="compare_out", help="output folder (default: compare_out)")
+    _add_chunk_size(sub)
     _add_seed(sub)
     _add_quiet(sub)
     sub.set_defaults(run=_compare)
@@ -160,6 +171,7 @@ def _parsers():
         help="NsLoss sphere radius, PGD epsilon (adversarial) or Delta1 (atex)",
     )
     sub.add_argument("--train-size", type=_positive_int, help="use the first N training examples")
+    _add_chunk_size(sub)
     _add_seed(sub)
     sub.add_argument("--out", required=True, type=_suffixed(".keras"), metavar="MODEL.keras")
     _add_quiet(sub)
@@ -278,6 +290,7 @@ def _compare(args):
         eval_size=args.eval_size,
         image_size=args.image_size,
         data_dir=args.data_dir,
+        chunk_size=args.chunk_size,
         verbose=0 if args.quiet else 1,
     )
     print(f"report: {os.path.join(args.out, 'report.html')} (also report.md, results.json)")
@@ -300,11 +313,13 @@ def _train(args):
         raise ValueError("argument --standard-epochs: only for another --method without --init")
     flags = _TRAIN_OPTIONS[args.method]
     options = {}
-    for flag in ("weight", "epsilon"):
+    for flag in ("weight", "epsilon", "chunk_size"):
         value = getattr(args, flag)
         if value is not None and flag not in flags:
-            valid = ", ".join(f"--{f}" for f in flags) or "neither --weight nor --epsilon"
-            raise ValueError(f"argument --{flag}: not used by --method {args.method} (it takes {valid})")
+            valid = ", ".join("--" + f.replace("_", "-") for f in flags) or "no option"
+            raise ValueError(
+                f"argument --{flag.replace('_', '-')}: not used by --method {args.method} (it takes {valid})"
+            )
         if value is not None:
             options[flags[flag]] = value
 

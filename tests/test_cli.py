@@ -139,13 +139,19 @@ def test_library_errors_exit_2_naming_the_input(tmp_path, trained):
     assert_fails(retrain + ["--model", "vgg19"], "argument --model: the architecture comes from --init")
     assert_fails(retrain, "continue --init with --method continued")
     assert_fails(retrain + ["--method", "jacobian", "--epsilon", "0.1"], "not used by --method jacobian")
+    assert_fails(
+        retrain + ["--method", "adversarial", "--chunk-size", "2"],
+        "argument --chunk-size: not used by --method adversarial",
+    )
 
 
 @pytest.mark.parametrize(
     "command, flags",
     [
-        ("compare", ["--data", "--model", "--methods", "--epochs", "--finetune-epochs", "--quick", "--out"]),
-        ("train", ["--method", "--init", "--standard-epochs", "--weight", "--epsilon", "--train-size", "--out"]),
+        ("compare", ["--data", "--model", "--methods", "--epochs", "--finetune-epochs", "--quick", "--out",
+                     "--chunk-size"]),
+        ("train", ["--method", "--init", "--standard-epochs", "--weight", "--epsilon", "--train-size",
+                   "--chunk-size", "--out"]),
         ("evaluate", ["--explainers", "--metrics", "--eval-size", "--num-samples", "--ig-steps", "--pgd-epsilon"]),
         ("attack", ["--kind", "--epsilon", "--steps", "--mode", "--eval-size", "--out"]),
         ("explain", ["--method", "--num-images", "--out", "--save-arrays"]),
@@ -295,7 +301,7 @@ def test_compare_maps_its_flags_to_the_call(monkeypatch, tmp_path):
         dict(
             data="mnist5k", model="small_cnn", methods=("standard", "nsloss"), epochs=None,
             finetune_epochs=None, quick=True, out_dir=str(tmp_path), seed=0, train_size=None,
-            eval_size=None, image_size=None, data_dir=None, verbose=1,
+            eval_size=None, image_size=None, data_dir=None, chunk_size=None, verbose=1,
         )
     ]
     assert os.path.join(str(tmp_path), "report.html") in out
@@ -303,13 +309,13 @@ def test_compare_maps_its_flags_to_the_call(monkeypatch, tmp_path):
     code, _, err = run_cli(
         "compare", "--data", "fashion_mnist", "--data-dir", "tfds", "--model", "preresnet10",
         "--epochs", 4, "--finetune-epochs", 2, "--train-size", 100, "--eval-size", 8,
-        "--image-size", 32, "--seed", 3, "--quiet",
+        "--image-size", 32, "--seed", 3, "--chunk-size", 2, "--quiet",
     )
     assert code == 0, err
     assert compare.calls[-1] == dict(
         data="fashion_mnist", model="preresnet10", methods=protocol.METHODS, epochs=4,
         finetune_epochs=2, quick=False, out_dir="compare_out", seed=3, train_size=100,
-        eval_size=8, image_size=32, data_dir="tfds", verbose=0,
+        eval_size=8, image_size=32, data_dir="tfds", chunk_size=2, verbose=0,
     )
 
 

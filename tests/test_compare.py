@@ -52,13 +52,17 @@ def test_fine_tune_leaves_the_standard_model_untouched(digits, standard):
     assert not isinstance(tuned, RegularizedModel)
 
 
-def test_nsloss_fine_tuning_equals_the_manual_composition(digits, standard):
+@pytest.mark.parametrize("chunk_size", [None, 2])
+def test_nsloss_fine_tuning_equals_the_manual_composition(digits, standard, chunk_size):
     x, y, _, _ = digits
-    tuned, _ = protocol.fine_tune(standard, "nsloss", x, y, epochs=1, seed=3, verbose=0, weight=2.0)
+    tuned, _ = protocol.fine_tune(
+        standard, "nsloss", x, y, epochs=1, seed=3, verbose=0, weight=2.0, chunk_size=chunk_size
+    )
 
     keras.utils.set_random_seed(3)
     manual = protocol.copy_model(standard)
-    wrapper = RegularizedModel(manual, [regularizers.NeuronSensitivity(2.0, 1.0, num_perturbations=5)], seed=3)
+    reg = regularizers.NeuronSensitivity(2.0, 1.0, num_perturbations=5, chunk_size=chunk_size)
+    wrapper = RegularizedModel(manual, [reg], seed=3)
     wrapper.compile(
         keras.optimizers.Adam(1e-3),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -154,7 +158,7 @@ def run(tmp_path_factory):
             patch.setitem(compare_module.QUICK, key, value)
         code = cli.main(
             ["compare", "--quick", "--train-size", "192", "--epochs", "1", "--finetune-epochs", "1",
-             "--out", str(out), "--quiet"]
+             "--chunk-size", "2", "--out", str(out), "--quiet"]
         )
     assert code == 0
     with open(os.path.join(out, "results.json")) as f:
@@ -168,6 +172,7 @@ def test_compare_writes_every_method_and_metric(run):
     assert saved["backend"] == keras.config.backend()
     assert saved["methods"] == list(protocol.METHODS)
     assert saved["num_train"] == 192 and saved["num_eval"] == 3
+    assert saved["results"]["nsloss"]["config"]["chunk_size"] == 2
     for method in protocol.METHODS:
         entry = saved["results"][method]
         for explainer in protocol.EXPLAINERS:

@@ -126,6 +126,7 @@ def compare(
     eval_size=None,
     image_size=None,
     data_dir=None,
+    chunk_size=None,
     verbose=1,
 ):
     """Trains, fine-tunes and scores every method; writes `results.json` and a report.
@@ -172,6 +173,9 @@ def compare(
         image_size: resize images to `(image_size, image_size)` (image
             datasets).
         data_dir: where tensorflow-datasets data is prepared.
+        chunk_size: NsLoss's perturbed copies per forward pass (see
+            `regularizers.NeuronSensitivity`), for large images. Defaults
+            to None: one pass of the batch and all its copies.
         verbose: 1 prints progress bars and one line per stage.
 
     Returns:
@@ -193,8 +197,9 @@ def compare(
             f"`methods` must be distinct names from {protocol.METHODS}. Received: methods={methods}"
         )
     for name, value in [("epochs", epochs), ("finetune_epochs", finetune_epochs),
-                        ("train_size", train_size), ("eval_size", eval_size)]:
+                        ("train_size", train_size), ("eval_size", eval_size), ("chunk_size", chunk_size)]:
         _positive(value, name)
+    nsloss_options = {} if chunk_size is None else {"chunk_size": chunk_size}
     settings = copy.deepcopy(QUICK if quick else FULL)
     settings["epochs"] = epochs or settings["epochs"]
     settings["finetune_epochs"] = finetune_epochs or settings["finetune_epochs"]
@@ -245,7 +250,8 @@ def compare(
         if method == "standard":
             continue
         t = time.perf_counter()
-        options = dict(settings["atex"]) if method == "atex" else {}
+        options = {"atex": settings["atex"], "nsloss": nsloss_options}.get(method, {})
+        options = dict(options)
         x_fit, y_fit = x_train, y_train
         if method == "atex" and settings["atex_train_size"]:
             x_fit, y_fit = x_train[: settings["atex_train_size"]], y_train[: settings["atex_train_size"]]
@@ -298,7 +304,7 @@ def compare(
     if "nsloss" in methods:
         t = time.perf_counter()
         lambda_sweep = _lambda_sweep(standard, trained["nsloss"], x_train, y_train, x_eval, y_eval,
-                                     x_test, y_test, settings, seed, say, fit_verbose)
+                                     x_test, y_test, settings, seed, say, fit_verbose, nsloss_options)
         timings["lambda_sweep"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -351,7 +357,7 @@ def compare(
 
 
 def _lambda_sweep(standard, nsloss, x_train, y_train, x_eval, y_eval, x_test, y_test, settings, seed, say,
-                  fit_verbose):
+                  fit_verbose, options):
     """Table 5: NsLoss at weights around the default; the default's model is reused."""
     base = protocol.FINE_TUNING["nsloss"]["weight"]
     rows = []
@@ -363,7 +369,7 @@ def _lambda_sweep(standard, nsloss, x_train, y_train, x_eval, y_eval, x_test, y_
             model, _ = protocol.fine_tune(
                 standard, "nsloss", x_train, y_train, weight=weight,
                 epochs=settings["finetune_epochs"], batch_size=settings["batch_size"],
-                learning_rate=settings["learning_rate"], seed=seed, verbose=fit_verbose,
+                learning_rate=settings["learning_rate"], seed=seed, verbose=fit_verbose, **options,
             )
         scores = protocol.evaluate_model(
             model, x_eval, y_eval, explainers=("integrated_gradients",),

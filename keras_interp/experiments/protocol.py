@@ -42,7 +42,7 @@ EXPLAINERS = ("integrated_gradients", "gradient_shap")
 # so a method's gain over it is the method's and not the extra training.
 FINE_TUNING = {
     "continued": {},
-    "nsloss": {"weight": 10.0, "epsilon": 1.0, "num_perturbations": 5},
+    "nsloss": {"weight": 10.0, "epsilon": 1.0, "num_perturbations": 5, "chunk_size": None},
     "jacobian": {"weight": 0.05, "num_projections": 1},
     "adversarial": {"epsilon": 0.1, "steps": 7},
     "atex": {"beta": 10.0, "delta1": 0.08, "across": "normal", "smoothgrad_samples": 20},
@@ -191,7 +191,8 @@ def fine_tune(
 
     - `"continued"`: more epochs of plain cross-entropy, the control.
     - `"nsloss"`: `regularizers.NeuronSensitivity(weight, epsilon,
-      num_perturbations)` inside a `RegularizedModel`.
+      num_perturbations, chunk_size=chunk_size)` inside a
+      `RegularizedModel`.
     - `"jacobian"`: `regularizers.JacobianNorm(weight, num_projections)`.
     - `"adversarial"`: `regularizers.AdversarialTraining(epsilon, steps)`,
       PGD in L-inf clipped to [0, 1].
