@@ -467,12 +467,19 @@ def fit(
         `(student, history)`: the trained Keras model (the inner model when
         `regularizers` are given) and the `History` of `fit`.
 
+    Raises:
+        ValueError: for a `keras.distribution` set on TensorFlow or PyTorch
+            (see `keras_interp.backend.check_distribution`).
+
     Example:
 
     ```python
     student, history = keras_interp.atex.fit(teacher, x_train, epochs=2, seed=0)
     ```
     """
+    # Before any work: on TensorFlow or PyTorch a keras.distribution would be
+    # ignored and the student trained on one device.
+    backend.check_distribution()
     if isinstance(x, (tuple, list)):
         x = x[0]
     epochs = _checks.positive_int(epochs, "epochs")
@@ -497,5 +504,12 @@ def fit(
         loss=Distillation(temperature, from_logits=not ends_in_softmax(student)),
         metrics=[keras.metrics.CategoricalAccuracy(name="agreement")],
     )
-    history = trained.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    # shuffle=False: the dataset already shuffles its seed instances each
+    # epoch from `seed`. Keras' shuffle of a PyDataset would also reorder
+    # the batches with Python's global `random`, so a run would no longer
+    # follow from `seed` alone and a tf.distribute run would see the batches
+    # in another order than one device.
+    history = trained.fit(
+        dataset, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False
+    )
     return student, history

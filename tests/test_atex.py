@@ -239,3 +239,35 @@ def test_bad_sampling_arguments(teacher):
                            rng=np.random.default_rng(0), across="gaussian")
     with pytest.raises(ValueError, match="clip"):
         atex.ATEXDataset(teacher, x, clip=(1.0, 0.0), smoothgrad_samples=1, verbose=0)
+
+
+def test_fit_is_reproducible_from_seed_alone(teacher):
+    """Keras' own shuffle of a PyDataset reorders batches with Python's
+    global `random`; the dataset's seeded shuffle must be the only one."""
+    import random
+
+    weights = []
+    for python_seed in (1, 2):
+        random.seed(python_seed)
+        student, _ = atex.fit(
+            teacher, _images(16), epochs=2, batch_size=2, smoothgrad_samples=2,
+            delta1=0.5, optimizer=keras.optimizers.SGD(0.05), seed=0, verbose=0,
+        )
+        weights.append(student.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fit_with_a_distribution_on_a_backend_that_ignores_it_is_an_error(teacher):
+    # As tests/test_distributed.py does for RegularizedModel: only JAX's
+    # trainer applies keras.distribution.
+    if keras.config.backend() == "jax":
+        pytest.skip("keras.distribution applies on JAX")
+    keras.distribution.set_distribution(
+        keras.distribution.DataParallel(devices=["cpu:0", "cpu:1"])
+    )
+    try:
+        with pytest.raises(ValueError, match="JAX trainer only"):
+            atex.fit(teacher, _images(4), batch_size=4, smoothgrad_samples=1, seed=0, verbose=0)
+    finally:
+        keras.distribution.set_distribution(None)

@@ -483,3 +483,34 @@ def test_metrics_over_epochs_figure(tmp_path, monkeypatch):
     empty = tmp_path / "none.png"
     assert report.metrics_over_epochs_figure(results, empty) is None
     assert not empty.exists()
+
+
+@pytest.mark.parametrize("channels", [2, 5])
+def test_attribution_figure_any_channel_count(tmp_path, monkeypatch, channels):
+    import matplotlib.figure
+
+    drawn = []
+    save = matplotlib.figure.Figure.savefig
+
+    def recording_save(fig, *args, **kwargs):
+        drawn.append(fig)
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", recording_save)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(2, 10, 10, channels)).astype("float32")
+    maps = {"a": rng.normal(size=x.shape), "b": rng.normal(size=x.shape)}
+    path = tmp_path / "maps.png"
+    assert report.attribution_figure(x, maps, path, labels=["0", "1"]) == path
+    assert path.read_bytes().startswith(PNG)
+    (fig,) = drawn
+    axes = np.array(fig.axes).reshape(2, 3)
+    for i in range(2):
+        # Independent of the drawing code: the grey input is the NumPy mean
+        # over channels, each map the sum over channels.
+        (image,) = axes[i, 0].get_images()
+        np.testing.assert_allclose(np.asarray(image.get_array()), x[i].mean(-1), rtol=1e-6)
+        assert image.get_cmap().name == "gray"
+        for j, name in enumerate(maps, start=1):
+            (drawn_map,) = axes[i, j].get_images()
+            np.testing.assert_allclose(np.asarray(drawn_map.get_array()), maps[name][i].sum(-1))

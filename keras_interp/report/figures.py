@@ -12,9 +12,13 @@ from keras_interp.report.tables import heading
 def attribution_figure(images, maps, path, *, labels=None, dpi=120):
     """Saves one PNG: a row per example, its input then one map per method.
 
-    Maps are summed over channels and drawn on a diverging colour scale
-    (red positive, blue negative) that is symmetric around zero and set per
-    map, so each map uses its full range and white always means zero.
+    Inputs of any channel count are drawn: a 3-channel input as its RGB
+    image, any other (1, 2, 4, 5, ... channels) as the mean over its
+    channels in grey. Maps, of any channel count, are summed over channels
+    (the signed sum, so positive and negative evidence keep their sign) and
+    drawn on a diverging colour scale (red positive, blue negative) that is
+    symmetric around zero and set per map, so each map uses its full range
+    and white always means zero.
 
     Args:
         images: array `[N, H, W, C]` (or `[N, H, W]`), the inputs.
@@ -46,8 +50,13 @@ def attribution_figure(images, maps, path, *, labels=None, dpi=120):
     fig, axes = plt.subplots(n, cols, figsize=(1.8 * cols, 1.8 * n), squeeze=False)
     for i in range(n):
         img = images[i]
-        gray = img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
-        axes[i, 0].imshow(gray, cmap="gray" if gray.ndim == 2 else None)
+        # imshow takes only 1, 3 or 4 channels, and 4 would read as RGBA:
+        # only 3 channels are taken as a colour image, the rest as grey.
+        if img.ndim == 3 and img.shape[-1] == 3:
+            axes[i, 0].imshow(img)
+        else:
+            gray = img.mean(-1) if img.ndim == 3 else img
+            axes[i, 0].imshow(gray, cmap="gray")
         if labels is not None:
             axes[i, 0].set_xlabel(labels[i], fontsize=8)
         for j, (name, m) in enumerate(maps.items(), start=1):
