@@ -104,3 +104,19 @@ def test_double_backprop_matches_finite_difference():
     model.set_weights(base)
     assert abs(directional) > 1e-3  # the check is not vacuous
     np.testing.assert_allclose(directional, finite, rtol=2e-3)
+
+
+def test_remat_sum_equals_the_sum_and_its_closed_form_gradient():
+    rng = np.random.default_rng(3)
+    chunks = rng.normal(size=(3, 2, 4)).astype("float32")
+    w = rng.normal(size=(4,)).astype("float32")
+
+    def fn(chunk, w):
+        return keras.ops.stack([keras.ops.sum(keras.ops.tanh(chunk * w)), keras.ops.sum(chunk**2 * w)])
+
+    total = backend.remat_sum(fn, keras.ops.convert_to_tensor(chunks), keras.ops.convert_to_tensor(w))
+    t = np.tanh(chunks * w)
+    np.testing.assert_allclose(to_numpy(total), [t.sum(), (chunks**2 * w).sum()], rtol=1e-5)
+    g = backend.grad(lambda w: backend.remat_sum(fn, keras.ops.convert_to_tensor(chunks), w))(w)
+    expected = (chunks * (1 - t**2)).sum(axis=(0, 1)) + (chunks**2).sum(axis=(0, 1))
+    np.testing.assert_allclose(to_numpy(g), expected, rtol=1e-5)

@@ -57,11 +57,12 @@ _fused_loss_from_rows = backend.fused(_loss_from_rows)
 def _chunked_loss(batch, num_perturbations, epsilon, chunk_size):
     """NsLoss with the N copies run `chunk_size` at a time, rematerialised.
 
-    Each chunk's pass and its `|copy - clean|` sums are one `keras.remat`
-    function of the copies' inputs, the clean activations and the weights,
-    returning one scalar per layer: its activations are freed after the
-    forward pass and recomputed in the backward pass, so at most
-    `chunk_size * B` rows of perturbed activations are alive at a time.
+    Each chunk's pass and its `|copy - clean|` sums are one function of the
+    copies' inputs, the clean activations and the weights, returning one
+    scalar per layer, summed over the chunks by `backend.remat_sum`: its
+    activations are freed after the forward pass and recomputed in the
+    backward pass, so at most `chunk_size * B` rows of perturbed
+    activations are alive at a time.
     """
     clean = [keras.ops.cast(c, "float32") for c in batch.activations]
     layers = len(clean)
@@ -69,8 +70,9 @@ def _chunked_loss(batch, num_perturbations, epsilon, chunk_size):
     copies = keras.ops.reshape(batch.perturbed, (num_perturbations, -1) + inner)
     weights = batch.hooked.trainable_values()
 
-    def differences(rows, *tensors):
+    def differences(copies, *tensors):
         clean, weights = tensors[:layers], list(tensors[layers:])
+        rows = keras.ops.reshape(copies, (-1,) + inner)
         perturbed = batch.hooked.activations(rows, weights, batch.training)
         sums = []
         for c, p in zip(clean, perturbed):
@@ -78,15 +80,16 @@ def _chunked_loss(batch, num_perturbations, epsilon, chunk_size):
             sums.append(keras.ops.sum(keras.ops.abs(p - c[None])))
         return keras.ops.stack(sums)
 
-    differences = keras.remat(differences)
+    # Whole chunks as one [chunks, k, B, ...] tensor, and a shorter last one.
+    whole = num_perturbations // chunk_size * chunk_size
     total = 0.0
-    for start in range(0, num_perturbations, chunk_size):
-        rows = keras.ops.reshape(copies[start : start + chunk_size], (-1,) + inner)
-        # A zero that depends on the previous chunk's sums: the chunks then
-        # run one after the other, forward and backward, instead of side by
-        # side (which would hold all their activations again).
-        rows = rows + keras.ops.cast(0.0 * keras.ops.sum(total), rows.dtype)
-        total = total + differences(rows, *clean, *weights)
+    if whole:
+        chunks = keras.ops.reshape(
+            copies[:whole], (whole // chunk_size, chunk_size) + tuple(keras.ops.shape(copies)[1:])
+        )
+        total = backend.remat_sum(differences, chunks, *clean, *weights)
+    if whole < num_perturbations:
+        total = total + backend.remat_sum(differences, copies[None, whole:], *clean, *weights)
     batch_size = keras.ops.maximum(keras.ops.cast(keras.ops.shape(batch.x)[0], "float32"), 1.0)
     units = keras.ops.convert_to_tensor([math.prod(c.shape[1:]) for c in clean], "float32")
     return keras.ops.sum(total / (epsilon * units * num_perturbations * batch_size))
