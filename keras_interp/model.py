@@ -102,9 +102,8 @@ class RegularizedModel(keras.Model):
     own examples with its rows of draws made for the global batch, the
     terms are scaled like Keras' own loss, and the trackers report global
     means, so a run matches one device on the same global batch and seed.
-    `fit` raises
-    a `ValueError` for a `keras.distribution` on TensorFlow or PyTorch,
-    whose trainers ignore it.
+    `fit` raises a `ValueError` for a `keras.distribution` on TensorFlow or
+    PyTorch, whose trainers ignore it.
 
     Args:
         model: a built functional or Sequential Keras classifier with one
