@@ -442,17 +442,23 @@ def test_missing_method_entry_raises(tmp_path):
         report.write_markdown(results, tmp_path / "r.md")
 
 
-def test_metrics_over_epochs_figure(tmp_path, monkeypatch):
+@pytest.fixture
+def drawn(monkeypatch):
+    """The matplotlib figures saved during a test, in order."""
     import matplotlib.figure
 
-    drawn = []
+    figures = []
     save = matplotlib.figure.Figure.savefig
 
     def recording_save(fig, *args, **kwargs):
-        drawn.append(fig)
+        figures.append(fig)
         return save(fig, *args, **kwargs)
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", recording_save)
+    return figures
+
+
+def test_metrics_over_epochs_figure(tmp_path, drawn):
     results = _fake_results(tmp_path)
     path = tmp_path / "epochs.png"
     assert report.metrics_over_epochs_figure(results, path) == path
@@ -486,17 +492,7 @@ def test_metrics_over_epochs_figure(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("channels", [2, 5])
-def test_attribution_figure_any_channel_count(tmp_path, monkeypatch, channels):
-    import matplotlib.figure
-
-    drawn = []
-    save = matplotlib.figure.Figure.savefig
-
-    def recording_save(fig, *args, **kwargs):
-        drawn.append(fig)
-        return save(fig, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", recording_save)
+def test_attribution_figure_any_channel_count(tmp_path, drawn, channels):
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(2, 10, 10, channels)).astype("float32")
     maps = {"a": rng.normal(size=x.shape), "b": rng.normal(size=x.shape)}
