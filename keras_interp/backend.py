@@ -173,9 +173,11 @@ def fused(fn):
     if keras.config.backend() == "tensorflow":
         import tensorflow as tf
 
-        # One trace per input shape: relaxed (None) shapes would reach `fn`,
-        # which reads static sizes, as soon as a second model uses it.
-        return tf.function(fn, jit_compile=True)
+        # reduce_retracing: a second shape (a last partial batch, another
+        # model) gives one trace with relaxed (None) sizes, so `fn` must
+        # read sizes with keras.ops.shape. Without it the NsLoss step ran
+        # at 2x its floor instead of 1.15x (benchmarks/training.py).
+        return tf.function(fn, jit_compile=True, reduce_retracing=True)
     return fn
 
 

@@ -33,9 +33,9 @@ def _loss_from_rows(activations, num_perturbations, epsilon):
     """
     total = 0.0
     for rows in activations:
-        rows = keras.ops.cast(rows, "float32")
-        units = math.prod(rows.shape[1:])
-        rows = keras.ops.reshape(rows, (num_perturbations + 1, -1, units))
+        # One row per copy: the sum needs no batch or unit axis, and no
+        # static size is read (a relaxed trace of `backend.fused` has None).
+        rows = keras.ops.reshape(keras.ops.cast(rows, "float32"), (num_perturbations + 1, -1))
         clean, *copies = keras.ops.split(rows, num_perturbations + 1, axis=0)
         # One term per copy keeps every op element-wise: broadcasting the
         # clean rows over all copies makes its gradient a reduction over the
@@ -44,10 +44,10 @@ def _loss_from_rows(activations, num_perturbations, epsilon):
         difference = 0.0
         for copy in copies:
             difference = difference + keras.ops.sum(keras.ops.abs(copy - clean))
-        # At least 1: a tf.distribute replica may get no rows of a short
-        # last batch, and its term must then be 0, not 0/0.
-        batch = keras.ops.maximum(keras.ops.cast(keras.ops.shape(rows)[1], "float32"), 1.0)
-        total = total + difference / (epsilon * units * num_perturbations * batch)
+        # |M_i| * B values per copy; at least 1: a tf.distribute replica may
+        # get no rows of a short last batch, and its term must be 0, not 0/0.
+        values = keras.ops.maximum(keras.ops.cast(keras.ops.size(clean), "float32"), 1.0)
+        total = total + difference / (epsilon * num_perturbations * values)
     return total
 
 
