@@ -1,11 +1,11 @@
 """NsLoss: the neuron-sensitivity regulariser of paper 1 (§4.2)."""
 
-import importlib
 import math
 
 import keras
 
 from keras_interp import _checks
+from keras_interp import _layer_classes
 from keras_interp import backend
 from keras_interp.regularizers.base import Regularizer
 
@@ -170,17 +170,21 @@ def neuron_sensitivities(clean, perturbed, epsilon):
 
 
 def _layer_spec_config(spec):
-    """A layer name stays a string; a layer class becomes an importable path."""
+    """A layer name stays a string; a layer class is saved by its Keras name."""
     if isinstance(spec, str):
         return spec
-    return {"class": f"{spec.__module__}.{spec.__qualname__}"}
+    return {"class": _layer_classes.name_of(spec)}
 
 
 def _layer_spec_from_config(spec):
     if isinstance(spec, str):
         return spec
-    module, _, name = spec["class"].rpartition(".")
-    return getattr(importlib.import_module(module), name)
+    if not (isinstance(spec, dict) and set(spec) == {"class"}):
+        raise ValueError(
+            "A saved `layers` entry must be a layer name or {'class': NAME}. "
+            f"Received: {spec!r}"
+        )
+    return _layer_classes.resolve(spec["class"], what="`layers` class of NeuronSensitivity")
 
 
 @keras.saving.register_keras_serializable(package="keras_interp")
