@@ -15,9 +15,11 @@ import keras
 import numpy as np
 
 from keras_interp import _checks
+from keras_interp import _seeds
 from keras_interp import backend
 from keras_interp.attribution._scores import DEFAULT_BATCH_SIZE
 from keras_interp.attribution._scores import gradient_function
+from keras_interp.attribution._scores import num_classes
 from keras_interp.attribution._scores import score_model
 
 NORMS = ("linf", "l2")
@@ -39,6 +41,8 @@ def _labels(model, x, y):
     if y is None:
         # The model's own predictions: no label leaking (Kurakin et al. 2017).
         return keras.ops.argmax(score_model(model, "logits")(x), axis=-1)
+    if not (backend.is_symbolic(x) or backend.is_symbolic(y)):
+        _checks.class_labels(y, x.shape[0], num_classes(model, x))
     y = keras.ops.convert_to_tensor(y)
     if len(y.shape) == 2 and y.shape[-1] == 1:
         y = keras.ops.squeeze(y, axis=-1)
@@ -134,13 +138,27 @@ def pgd(
     x_adv = keras_interp.attacks.pgd(model, x, y, epsilon=0.1, clip=(0, 1))
     ```
     """
-    x = _checks.floating_input(x)
+    _checks.model(model)
+    x = _checks.floating_input(x, model=model)
     epsilon = _checks.positive(epsilon, "epsilon")
     steps = _checks.positive_int(steps, "steps")
     step_size = 2.5 * epsilon / steps if step_size is None else step_size
     step_size = _checks.positive(step_size, "step_size")
     if norm not in NORMS:
         raise ValueError(f"`norm` must be one of {NORMS}. Received: norm={norm!r}")
+    return projected_gradient_descent(
+        model, x, y, epsilon=epsilon, steps=steps, step_size=step_size, norm=norm,
+        random_start=random_start, clip=_checks.clip_range(clip), seed=seed,
+    )
+
+
+def projected_gradient_descent(model, x, y, *, epsilon, steps, step_size, norm, random_start, clip, seed):
+    """`pgd`'s iteration, without its argument checks, for a training step.
+
+    Inside a step the batch may be traced (no values to check) or eager
+    (PyTorch), where a check would stop every step for a host round trip;
+    `AdversarialTraining` checks its settings once, when it is built.
+    """
     gradient = _loss_gradient(model, _labels(model, x, y))
 
     def project(x_adv):
@@ -153,7 +171,7 @@ def pgd(
 
     x_adv = x
     if random_start:
-        gen = seed if isinstance(seed, keras.random.SeedGenerator) else keras.random.SeedGenerator(seed)
+        gen = _seeds.generator(seed)
         # The dynamic shape: inside a traced training step the batch size is
         # unknown. Under tf.distribute each replica keeps its rows of a draw
         # made for the global batch, so a replica's start is one device's.
@@ -404,7 +422,8 @@ def manipulate_explanation(
     keras_interp.metrics.rank_correlation(saliency(x_adv), saliency(x))
     ```
     """
-    x = _checks.floating_input(x)
+    _checks.model(model)
+    x = _checks.floating_input(x, model=model)
     if mode not in MODES:
         raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
     epsilon = _checks.positive(epsilon, "epsilon")
@@ -413,10 +432,7 @@ def manipulate_explanation(
     step_size = _checks.positive(step_size, "step_size")
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     batch_size = _checks.positive_int(batch_size, "batch_size")
-    if clip is not None and not (len(clip) == 2 and float(clip[0]) < float(clip[1])):
-        raise ValueError(
-            f"`clip` must be None or a range (lo, hi) with lo < hi. Received: clip={clip!r}"
-        )
+    clip = _checks.clip_range(clip)
     n = int(x.shape[0])
     pixels = int(np.prod(x.shape[1:3] if len(x.shape) == 4 else x.shape[1:]))
     if mode == "targeted":

@@ -116,6 +116,27 @@ def _torch_grad(fn, create_graph):
     return gradient
 
 
+def is_symbolic(x):
+    """Whether `x` is a traced or symbolic tensor, whose values are not known.
+
+    Argument checks that read values (finiteness, label ranges) run on
+    concrete inputs only: inside a compiled training step the values do
+    not exist yet, and the step must not stop for a host round trip.
+    """
+    if isinstance(x, keras.KerasTensor):
+        return True
+    name = keras.config.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return isinstance(x, tf.Tensor) and tf.is_symbolic_tensor(x)
+    if name == "jax":
+        import jax
+
+        return isinstance(x, jax.core.Tracer)
+    return False
+
+
 def compiled(fn, variables=()):
     """Compiles `fn` for repeated eager calls on the active backend.
 

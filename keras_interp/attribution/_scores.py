@@ -107,24 +107,25 @@ def resolve_targets(scores, x, target, batch_size):
             for i in range(0, n, batch_size)
         ]
         return keras.ops.cast(keras.ops.concatenate(preds, axis=0), "int32")
-    num_classes = scores(x[:1]).shape[-1]
     targets = np.asarray(keras.ops.convert_to_numpy(target))
     if targets.ndim == 0:
         targets = np.full((n,), targets)
-    if targets.shape != (n,) or not np.issubdtype(targets.dtype, np.integer):
+    if not np.issubdtype(targets.dtype, np.integer):
         raise ValueError(
             "`target` must be None, an int, or one int per example "
             f"(shape ({n},)). Received: target with shape {targets.shape} "
             f"and dtype {targets.dtype}"
         )
-    bad = (targets < 0) | (targets >= num_classes)
-    if bad.any():
-        raise ValueError(
-            f"`target` must be a class index in [0, {num_classes}) for a "
-            f"model with {num_classes} outputs. Received: "
-            f"target={targets[bad][0]}"
-        )
+    targets = _checks.class_labels(targets, n, scores(x[:1]).shape[-1], "target")
     return keras.ops.convert_to_tensor(targets, dtype="int32")
+
+
+def num_classes(model, x):
+    """The number of scores `model` gives per example (one forward row if unknown)."""
+    outputs = getattr(model, "outputs", None)
+    if outputs and len(outputs) == 1 and outputs[0].shape[-1] is not None:
+        return int(outputs[0].shape[-1])
+    return int(score_model(model, "logits")(x[:1]).shape[-1])
 
 
 def gradient_function(model, output="logits"):
@@ -166,7 +167,8 @@ def prepare(model, x, target, output, batch_size):
     the compiled `gradient(rows, targets)` of `gradient_function`, one class
     index per example and the chunk size.
     """
-    x = _checks.floating_input(x)
+    _checks.model(model)
+    x = _checks.floating_input(x, model=model)
     if batch_size is None:
         batch_size = DEFAULT_BATCH_SIZE
     batch_size = _checks.positive_int(batch_size, "batch_size")

@@ -53,7 +53,7 @@ def baseline_like(baseline, x):
     tensor broadcastable against `x`."""
     if baseline is None:
         return keras.ops.zeros_like(x[:1])
-    b = keras.ops.convert_to_tensor(baseline, x.dtype)
+    b = _checks.finite(keras.ops.convert_to_tensor(baseline, x.dtype), "baseline")
     if len(b.shape) == 0:
         return keras.ops.full_like(x[:1], b)
     if tuple(b.shape) == tuple(x.shape[1:]):

@@ -1,8 +1,11 @@
 """What every metric shares: its direction, batch handling and normalisation."""
 
+import warnings
+
 import keras
 import numpy as np
 
+from keras_interp import _checks
 from keras_interp import attribution
 
 
@@ -30,12 +33,34 @@ def attributions_batch(a, name="attributions"):
         raise ValueError(
             f"`{name}` must be a batch shaped [B, ...]. Received: {name}.shape={tuple(a.shape)}"
         )
-    return a
+    if a.shape[0] == 0:
+        raise ValueError(f"`{name}` must hold at least one map. Received: {name}.shape={tuple(a.shape)}")
+    return _checks.finite(a, name)
 
 
 def flat(a):
     """[B, ...] -> [B, F]."""
     return keras.ops.reshape(a, (keras.ops.shape(a)[0], -1))
+
+
+def warn_constant(maps, metric_name, effect):
+    """Warns once per call when some maps are constant (e.g. all zero).
+
+    The definitions are kept (Quantus' numbers stay comparable), but a
+    constant map ranks nothing, and its score is then NaN or trivially
+    the best; the warning says how many maps are affected and how.
+    """
+    rows = flat(maps)
+    constant = scores(keras.ops.max(rows, axis=-1) == keras.ops.min(rows, axis=-1))
+    count = int(constant.sum())
+    if count:
+        warnings.warn(
+            f"{metric_name}: {count} of {len(constant)} attribution maps are "
+            f"constant (e.g. all zero); {effect}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return maps
 
 
 def normalise_by_max(a, per_example=False):
@@ -81,15 +106,14 @@ def explain_in_chunks(model, explain, x, y, batch_size):
     return parts[0] if len(parts) == 1 else keras.ops.concatenate(parts, 0)
 
 
-def labels(y, num_examples):
-    """`y` as an int NumPy array with one class index per example."""
-    y = np.asarray(keras.ops.convert_to_numpy(y)).reshape(-1)
-    if y.shape[0] != num_examples or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(
-            "`y` must hold one int class index per example. Received: y with "
-            f"shape {y.shape} and dtype {y.dtype} for {num_examples} examples"
-        )
-    return y
+def labels(y, num_examples, num_classes=None):
+    """`y` as an int NumPy array with one class index per example.
+
+    Checked by `_checks.class_labels`: the range against `num_classes`
+    when the model is known, e.g. `-1` is refused rather than wrapping to
+    the last class.
+    """
+    return _checks.class_labels(y, num_examples, num_classes)
 
 
 def progress(total, verbose, unit):

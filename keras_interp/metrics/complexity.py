@@ -12,16 +12,16 @@ from keras_interp.metrics._base import flat
 from keras_interp.metrics._base import metric
 from keras_interp.metrics._base import normalise_by_max
 from keras_interp.metrics._base import scores
+from keras_interp.metrics._base import warn_constant
 
 
 def _prepare(attributions, abs, normalise, per_example):
     """Quantus' `general_preprocess`: normalise by the max |a|, then |a|."""
-    a = attributions_batch(attributions, "attributions")
-    if not bool(keras.ops.all(keras.ops.isfinite(a))):
-        raise ValueError(
-            "`attributions` must be finite. Received: attributions with "
-            "NaN or infinite values"
-        )
+    a = warn_constant(
+        attributions_batch(attributions, "attributions"),
+        "complexity/sparseness",
+        "an all-zero map has NaN entropy and sparseness 0",
+    )
     if normalise:
         a = normalise_by_max(a, per_example=per_example)
     if abs:

@@ -15,6 +15,7 @@ import numpy as np
 from keras_interp import _checks
 from keras_interp import _sampling
 from keras_interp import backend
+from keras_interp.attribution._scores import num_classes
 from keras_interp.attribution._scores import score_model
 from keras_interp.metrics import _base
 
@@ -22,8 +23,11 @@ DEFAULT_BATCH_SIZE = 256
 
 
 def _setup(model, x, y, attributions, batch_size):
-    x = _checks.floating_input(x)
-    a = _base.attributions_batch(attributions)
+    _checks.model(model)
+    x = _checks.floating_input(x, model=model)
+    a = _base.warn_constant(
+        _base.attributions_batch(attributions), "faithfulness", "its correlation is NaN (no variance)"
+    )
     # A map without the channel axis replaces all channels of a pixel.
     if tuple(a.shape) != tuple(x.shape) and not (
         len(a.shape) == len(x.shape) - 1 and tuple(a.shape) == tuple(x.shape[:-1])
@@ -33,7 +37,7 @@ def _setup(model, x, y, attributions, batch_size):
             f"channel axis. Received: attributions.shape={tuple(a.shape)} for "
             f"x.shape={tuple(x.shape)}"
         )
-    y = _base.labels(y, x.shape[0])
+    y = _base.labels(y, x.shape[0], num_classes(model, x))
     batch_size = _checks.positive_int(batch_size or DEFAULT_BATCH_SIZE, "batch_size")
     logits = score_model(model, "logits")
     feature_shape = tuple(a.shape[1:])

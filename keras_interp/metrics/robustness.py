@@ -12,14 +12,16 @@ import numpy as np
 
 from keras_interp import _checks
 from keras_interp import _sampling
+from keras_interp.attribution._scores import num_classes
 from keras_interp.metrics import _base
 
 DEFAULT_BATCH_SIZE = 256
 
 
-def _setup(x, y, explain, num_samples, batch_size):
-    x = _checks.floating_input(x)
-    y = _base.labels(y, x.shape[0])
+def _setup(model, x, y, explain, num_samples, batch_size):
+    _checks.model(model)
+    x = _checks.floating_input(x, model=model)
+    y = _base.labels(y, x.shape[0], num_classes(model, x))
     num_samples = _checks.positive_int(num_samples, "num_samples")
     batch_size = _checks.positive_int(batch_size or DEFAULT_BATCH_SIZE, "batch_size")
     return x, y, _base.explainer(explain), num_samples, batch_size
@@ -51,9 +53,10 @@ def _noisy_rows(model, x, y, explain, num_samples, batch_size, noise, seed, verb
 
 def _sensitivities(model, x, y, explain, num_samples, radius, batch_size, seed, verbose):
     """`||a(x) - a(x')|| / ||a(x)||` per sample and example, `[B, S]` float64."""
-    x, y, explain, num_samples, batch_size = _setup(x, y, explain, num_samples, batch_size)
+    x, y, explain, num_samples, batch_size = _setup(model, x, y, explain, num_samples, batch_size)
     radius = _checks.non_negative(radius, "radius")
     clean = _base.flat(_base.explain_in_chunks(model, explain, x, y, batch_size))
+    _base.warn_constant(clean, "max/avg sensitivity", "an all-zero map scores inf (0 in the denominator, as in Quantus)")
     clean_norm = keras.ops.sqrt(keras.ops.sum(clean**2, axis=-1))
 
     def uniform(shape, rng):
@@ -185,9 +188,12 @@ def local_lipschitz_estimate(
             '`normalise` must be "batch", "example" or None. Received: '
             f"normalise={normalise!r}"
         )
-    x, y, explain, num_samples, batch_size = _setup(x, y, explain, num_samples, batch_size)
+    x, y, explain, num_samples, batch_size = _setup(model, x, y, explain, num_samples, batch_size)
     std = _checks.non_negative(std, "std")
     clean = _base.flat(_base.explain_in_chunks(model, explain, x, y, batch_size))
+    _base.warn_constant(
+        clean, "local_lipschitz_estimate", "a map that stays constant under the noise scores 0, the best score"
+    )
     if normalise is not None:
         everyone = np.arange(x.shape[0])
         clean = clean / _divisor(clean, np.zeros_like(everyone), everyone, normalise)

@@ -14,6 +14,7 @@ from keras_interp.metrics._base import attributions_batch
 from keras_interp.metrics._base import flat
 from keras_interp.metrics._base import metric
 from keras_interp.metrics._base import scores
+from keras_interp.metrics._base import warn_constant
 
 
 def _pair(a, b):
@@ -24,12 +25,11 @@ def _pair(a, b):
             "`a` and `b` must have the same shape. "
             f"Received: a.shape={tuple(a.shape)}, b.shape={tuple(b.shape)}"
         )
-    for name, t in (("a", a), ("b", b)):
-        if not bool(keras.ops.all(keras.ops.isfinite(t))):
-            raise ValueError(
-                f"`{name}` must be finite. Received: {name} with NaN or "
-                "infinite values"
-            )
+    warn_constant(
+        keras.ops.concatenate([a, b], 0),
+        "similarity",
+        "a pair of constant maps scores 1 (perfect rank correlation, top-k and SSIM)",
+    )
     return a, b
 
 

@@ -52,22 +52,16 @@ class AdversarialTraining(Regularizer):
             raise ValueError(f"`norm` must be one of {attacks.NORMS}. Received: norm={norm!r}")
         self.norm = norm
         self.random_start = bool(random_start)
-        if clip is not None:
-            clip = tuple(float(c) for c in clip)
-            if len(clip) != 2 or clip[0] >= clip[1]:
-                raise ValueError(
-                    f"`clip` must be a pair (lo, hi) with lo < hi. Received: clip={clip!r}"
-                )
-        self.clip = clip
+        self.clip = _checks.clip_range(clip)
 
     def __call__(self, batch):
-        x_adv = attacks.pgd(
+        x_adv = attacks.projected_gradient_descent(
             batch.model,
             batch.x,
             batch.y,
             epsilon=self.epsilon,
             steps=self.steps,
-            step_size=self.step_size,
+            step_size=2.5 * self.epsilon / self.steps if self.step_size is None else self.step_size,
             norm=self.norm,
             random_start=self.random_start,
             clip=self.clip,
