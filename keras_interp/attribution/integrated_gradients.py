@@ -97,8 +97,10 @@ def integrated_gradients(
             or one per example. Defaults to zeros.
         steps: number of points on the path. Defaults to 50.
         method: quadrature rule, one of `"riemann_trapezoid"` (default;
-            both ends, half weight), `"riemann_middle"`, `"riemann_left"`,
-            `"riemann_right"` (Captum's names).
+            the exact trapezoid rule, weights summing to 1: Captum's rule
+            of that name weights the same points by `1 / n` and equals
+            ours times `(n - 1) / n`), `"riemann_middle"`, `"riemann_left"`,
+            `"riemann_right"` (equal to Captum's rules of those names).
         output: `"logits"` (default; a final softmax is bypassed, see
             `vanilla_gradient`) or `"probabilities"`.
         batch_size: most path points per gradient call. Defaults to 64.
