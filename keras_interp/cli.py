@@ -8,7 +8,12 @@ Keras reads KERAS_BACKEND once, at import: so a `--backend` other than the
 one loaded runs the command again in a child process with KERAS_BACKEND
 set. Bad input, from the flags or found by the library (a missing
 file, an unknown dataset or method), ends as `keras-interp CMD: error: ...`
-with exit code 2, never a traceback.
+with exit code 2, never a traceback. Before any data is loaded, each command
+checks that its `--out` can be written; before any training or scoring, that
+a model given as input (evaluate, attack, train --init) outputs one score per
+class of `--data`. Outputs are written through a
+temporary file and renamed into place (`keras_interp._files`), so a killed
+command leaves the previous file, never half of one.
 
 mnist5k and image folders are always split with `data.load`'s default seed,
 not `--seed`, so `train` and a later `evaluate` see the same test set.
@@ -244,30 +249,57 @@ def _load_data(args, max_examples=None):
 
 
 def _load_model(path):
-    import zipfile
-
     import keras
 
     try:
         return keras.saving.load_model(path)
-    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as e:
-        # Keras says "File not found" for a file that is there but no model.
+    except Exception as e:
+        # The file is input: whatever it holds (no zip, a config naming a
+        # module or layer that is not there, weights that do not fit), Keras
+        # fails in its own way, with any exception type. Each means the same
+        # to the user. Keras says "File not found" for a file that is there
+        # but no model.
         raise ValueError(
             f"Could not load a Keras model from {path!r}; expected a file written by "
             f"`model.save('MODEL.keras')`. ({type(e).__name__}: {e})"
         ) from None
 
 
-def _with_folder(path):
-    """`path`, after creating its folder if missing."""
-    folder = os.path.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    return path
+def _check_out(path, folder=False):
+    """Fails unless the output `path` (a folder if `folder`) can be written.
+
+    Called before any data is loaded or model trained, so a bad `--out`
+    costs nothing. Creates the folder if it is missing.
+    """
+    from keras_interp import _files
+
+    if not folder and os.path.isdir(path):
+        raise ValueError(f"argument --out: {path!r} is a folder; expected the path of a file to write")
+    try:
+        _files.ensure_writable_folder(path if folder else os.path.dirname(path), name="--out", received=path)
+    except ValueError as e:
+        raise ValueError(f"argument --out: {e}") from None
+
+
+def _check_classes(model, path, args, class_names):
+    """Fails unless `model` outputs one score per class of the loaded data."""
+    try:
+        outputs = model.output_shape[-1]
+    except (AttributeError, IndexError, TypeError, ValueError):
+        # A model without a single symbolic output has no count to compare.
+        return
+    if isinstance(outputs, int) and outputs != len(class_names):
+        raise ValueError(
+            f"The model {path!r} has {outputs} output classes but --data {args.data} has "
+            f"{len(class_names)}. Expected a model trained on data with the same classes. "
+            f"Received: model classes={outputs}, data classes={len(class_names)}"
+        )
 
 
 def _write_json(path, obj):
-    with open(_with_folder(path), "w") as f:
+    from keras_interp import _files
+
+    with _files.atomic_write(path) as f:
         json.dump(obj, f, indent=2)
 
 
@@ -277,6 +309,7 @@ def _compare(args):
 
     methods = args.methods or protocol.METHODS
     _check_names("--methods", methods, protocol.METHODS)
+    _check_out(args.out, folder=True)
     experiments.compare(
         data=args.data,
         model=args.model,
@@ -322,6 +355,7 @@ def _train(args):
             )
         if value is not None:
             options[flags[flag]] = value
+    _check_out(args.out)
 
     (x, y), (x_test, y_test), class_names = _load_data(args)
     if args.train_size is not None:
@@ -332,6 +366,7 @@ def _train(args):
     start_epoch = 0
     if args.init is not None:
         model = _load_model(args.init)
+        _check_classes(model, args.init, args, class_names)
     else:
         model = protocol.build_model(args.model or "small_cnn", x.shape[1:], len(class_names))
         epochs = args.epochs if args.method == "standard" else args.standard_epochs or 3
@@ -343,7 +378,10 @@ def _train(args):
         )
         print(_final(args.method, history))
     print(f"test accuracy: {protocol.accuracy(model, x_test, y_test):.4f} ({len(x_test)} examples)")
-    model.save(_with_folder(args.out))
+    from keras_interp import _files
+
+    with _files.atomic_path(args.out) as tmp:
+        model.save(tmp)
     print(f"saved: {args.out}")
 
 
@@ -376,8 +414,12 @@ def _evaluate(args):
     if args.num_samples is not None:
         options = {m: {_SAMPLED_METRICS[m]: args.num_samples} for m in metrics if m in _SAMPLED_METRICS}
 
+    if args.out:
+        _check_out(args.out)
+
     model = _load_model(args.model)
-    _, (x_test, y_test), _ = _load_data(args)
+    _, (x_test, y_test), class_names = _load_data(args)
+    _check_classes(model, args.model, args, class_names)
     x_robust, y_robust = x_test[: args.robust_size], y_test[: args.robust_size]
     result = protocol.evaluate_model(
         model,
@@ -417,8 +459,12 @@ def _attack(args):
     from keras_interp import experiments
     from keras_interp.experiments import protocol
 
+    if args.out:
+        _check_out(args.out)
+
     model = _load_model(args.model)
-    _, (x, y), _ = _load_data(args, max_examples=args.eval_size)
+    _, (x, y), class_names = _load_data(args, max_examples=args.eval_size)
+    _check_classes(model, args.model, args, class_names)
     steps = {} if args.steps is None else {"steps": args.steps}
     result = {"kind": args.kind, "epsilon": args.epsilon, "examples": len(x), **steps}
     if args.kind == "manipulate":
@@ -460,15 +506,20 @@ def _explain(args):
             explainers[name] = protocol.explainer(name, seed=args.seed)
         except ValueError as e:
             raise ValueError(f"argument --method: {e}") from None
+    _check_out(args.out)
+
     model = _load_model(args.model)
     _, (x, y), _ = _load_data(args, max_examples=args.num_images)
     predicted = np.argmax(model.predict(x, verbose=0), axis=-1)
     maps = {name: keras.ops.convert_to_numpy(explain(model, x, predicted)) for name, explain in explainers.items()}
     labels = [f"label {label}, pred {pred}" for label, pred in zip(y, predicted)]
-    print(f"saved: {report.attribution_figure(x, maps, _with_folder(args.out), labels=labels)}")
+    print(f"saved: {report.attribution_figure(x, maps, args.out, labels=labels)}")
     if args.save_arrays:
+        from keras_interp import _files
+
         arrays = os.path.splitext(args.out)[0] + ".npz"
-        np.savez(arrays, inputs=x, labels=y, predictions=predicted, **maps)
+        with _files.atomic_path(arrays) as tmp:
+            np.savez(tmp, inputs=x, labels=y, predictions=predicted, **maps)
         print(f"saved: {arrays}")
 
 

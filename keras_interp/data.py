@@ -55,7 +55,10 @@ def load(
       folder with one sub-folder per class (the sub-folder names, sorted,
       give labels 0, 1, ...), through `keras.utils.image_dataset_from_directory`.
       Images are resized to `image_size`, read in `color_mode`, shuffled with
-      `seed` and split with `test_fraction`.
+      `seed` and split with `test_fraction`. A folder with fewer than two
+      class sub-folders, a class sub-folder without images, or a file that
+      is no readable JPEG, PNG, GIF or BMP image raises a `ValueError`
+      naming the folder or the file.
 
     Args:
         name: `"mnist5k"`, `"mnist"`, `"fashion_mnist"`, `"imagenette"`, or
@@ -268,9 +271,46 @@ def _load_tfds(name, data_dir, max_examples, photo_size):
     return splits[0], splits[1], class_names
 
 
+# PIL's names of the formats TensorFlow decodes in an image folder (MPO is
+# how PIL names many cameras' JPEGs).
+_FOLDER_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP")
+
+
+def _class_folders(path):
+    # Keras' rule (`index_directory`): each visible sub-folder is a class.
+    return sorted(
+        entry
+        for entry in os.listdir(path)
+        if not entry.startswith(".") and os.path.isdir(os.path.join(path, entry))
+    )
+
+
+def _unreadable_image(paths):
+    """`(path, reason)` of the first of `paths` that is no readable image, or None."""
+    from PIL import Image
+
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.load()
+                found = image.format
+        except Exception as e:  # PIL raises many types for a bad file.
+            return path, f"{type(e).__name__}: {e}"
+        if found not in _FOLDER_FORMATS:
+            return path, f"a {found} image"
+    return None
+
+
 def _load_folder(path, size, color_mode, test_fraction, seed):
     import keras
 
+    classes = _class_folders(path)
+    # One class trains to accuracy 1.0 and measures nothing.
+    if len(classes) < 2:
+        raise ValueError(
+            "An image folder needs at least two classes: expected one sub-folder of "
+            f"images per class. Received: name={path!r}, with class sub-folders {classes}"
+        )
     # `subset="both"` makes Keras shuffle the file list once with `seed` and
     # cut it into two disjoint parts, so no image is in both splits.
     train_ds, test_ds = keras.utils.image_dataset_from_directory(
@@ -287,12 +327,34 @@ def _load_folder(path, size, color_mode, test_fraction, seed):
         subset="both",
     )
     class_names = list(train_ds.class_names)
+    files = list(train_ds.file_paths) + list(test_ds.file_paths)
+    found = {os.path.relpath(f, path).split(os.sep)[0] for f in files}
+    empty = [name for name in class_names if name not in found]
+    if empty:
+        raise ValueError(
+            "Every class of an image folder needs images: expected at least one "
+            f"JPEG, PNG, GIF or BMP file in each sub-folder. Received: name={path!r}, "
+            f"with no images in {empty}"
+        )
     splits = []
     for ds in (train_ds, test_ds):
         images, labels = [], []
-        for image, label in ds.as_numpy_iterator():
-            images.append(image)
-            labels.append(label)
+        try:
+            for image, label in ds.as_numpy_iterator():
+                images.append(image)
+                labels.append(label)
+        except Exception:
+            # TensorFlow's decoder names no file. Only now, after a failure,
+            # are this split's files opened one by one to find it, so a good
+            # folder is still read once.
+            bad = _unreadable_image(ds.file_paths)
+            if bad is None:
+                raise
+            raise ValueError(
+                f"Cannot read the image {bad[0]!r} ({bad[1]}). Expected every file in "
+                "the class sub-folders to be a JPEG, PNG, GIF or BMP image. "
+                f"Received: name={path!r}"
+            ) from None
         x = (
             np.concatenate(images) / 255.0
             if images

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 
 import keras
 import numpy as np
@@ -293,6 +294,8 @@ class _Recorder:
 def test_compare_maps_its_flags_to_the_call(monkeypatch, tmp_path):
     from keras_interp import experiments
 
+    # The default --out, compare_out, is checked (created) in the current folder.
+    monkeypatch.chdir(tmp_path)
     compare = _Recorder()
     monkeypatch.setattr(experiments, "compare", compare)
     code, out, err = run_cli("compare", "--quick", "--methods", "standard,nsloss", "--out", tmp_path)
@@ -326,3 +329,148 @@ def test_backend_flag_matching_the_loaded_backend_is_accepted(monkeypatch, tmp_p
     monkeypatch.setattr(experiments, "compare", _Recorder())
     code, _, err = run_cli("--backend", "tensorflow", "compare", "--quick", "--out", tmp_path)
     assert code == 0, err
+
+
+# --- Hardening: bad inputs found after parsing still end as usage errors ---
+
+
+@pytest.fixture(scope="module")
+def three_class(tmp_path_factory):
+    """An untrained small CNN with 3 outputs, saved: a model of other data than mnist5k's 10 classes."""
+    path = tmp_path_factory.mktemp("three") / "three_class.keras"
+    protocol.build_model("small_cnn", (28, 28, 1), 3).save(path)
+    return path
+
+
+def test_a_model_of_another_class_count_is_refused_before_any_work(three_class, tmp_path):
+    fragments = (f"The model {str(three_class)!r} has 3 output classes but --data mnist5k has 10",
+                 "Received: model classes=3, data classes=10")
+    assert_fails(["evaluate", three_class, "--eval-size", 2, "--quiet"], "keras-interp evaluate: error:", *fragments)
+    out = tmp_path / "m.keras"
+    assert_fails(
+        ["train", "--data", "mnist5k", "--init", three_class, "--method", "continued", "--epochs", 1,
+         "--train-size", 64, "--out", out, "--quiet"],
+        "keras-interp train: error:", *fragments,
+    )
+    assert not out.exists()
+    assert_fails(["attack", three_class, "--kind", "fgsm", "--eval-size", 4], "keras-interp attack: error:", *fragments)
+
+
+def _zip_model(path, config):
+    """A .keras file holding only `config` (and Keras' metadata)."""
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", json.dumps(config))
+        z.writestr("metadata.json", json.dumps({"keras_version": keras.__version__, "date_saved": "2026-01-01"}))
+    return path
+
+
+_CRAFTED = {
+    # A class from a module that does not exist.
+    "missing_module": {"module": "no_such_module_of_keras_interp", "class_name": "Model", "config": {},
+                       "registered_name": None},
+    # A functional model whose output names a layer it does not have
+    # (Keras 3.15 raises a RuntimeError).
+    "missing_layer": {"module": "keras.src.models.functional", "class_name": "Functional",
+                      "registered_name": "Functional",
+                      "config": {"name": "f", "layers": [], "input_layers": [["gone", 0, 0]],
+                                 "output_layers": [["gone", 0, 0]]}},
+}
+
+
+@pytest.mark.parametrize("crafted", sorted(_CRAFTED))
+def test_a_model_file_that_keras_cannot_load_exits_2(crafted, tmp_path):
+    path = _zip_model(tmp_path / f"{crafted}.keras", _CRAFTED[crafted])
+    assert_fails(["evaluate", path, "--eval-size", 2], "Could not load a Keras model", f"{crafted}.keras")
+
+
+@pytest.mark.parametrize("error", [ImportError, ModuleNotFoundError, AttributeError, RuntimeError, IndexError])
+def test_any_failure_to_load_a_model_is_a_usage_error(error, tmp_path, monkeypatch):
+    # Whatever a file makes Keras raise, the user's remedy is the same.
+    def load_model(path):
+        raise error("broken inside")
+
+    monkeypatch.setattr(keras.saving, "load_model", load_model)
+    path = tmp_path / "m.keras"
+    path.write_text("")
+    assert_fails(["explain", path, "--out", tmp_path / "maps.png"], "Could not load a Keras model",
+                 f"{error.__name__}: broken inside")
+
+
+_OUT = {
+    "compare": lambda model, folder: ["compare", "--quick", "--out", folder],
+    "train": lambda model, folder: ["train", "--data", "mnist5k", "--out", os.path.join(folder, "m.keras")],
+    "evaluate": lambda model, folder: ["evaluate", model, "--out", os.path.join(folder, "r.json")],
+    "attack": lambda model, folder: ["attack", model, "--kind", "pgd", "--out", os.path.join(folder, "a.json")],
+    "explain": lambda model, folder: ["explain", model, "--out", os.path.join(folder, "maps.png")],
+}
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Makes loading data or a model, or running compare, fail the test."""
+    from keras_interp import experiments
+
+    def work(*args, **kwargs):
+        pytest.fail("work started before --out was checked")
+
+    monkeypatch.setattr(data, "load", work)
+    monkeypatch.setattr(cli, "_load_model", work)
+    monkeypatch.setattr(experiments, "compare", work)
+
+
+@pytest.mark.parametrize("where", ["proc", "under_a_file"])
+@pytest.mark.parametrize("command", sorted(_OUT))
+def test_an_unwritable_out_fails_before_any_work(command, where, tmp_path, no_work):
+    # Under /proc, or below a file, nothing can be created, even by root.
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("")
+    folder = "/proc/self/keras_interp_test" if where == "proc" else str(blocker / "out")
+    model = tmp_path / "any.keras"
+    model.write_text("")
+    assert_fails(_OUT[command](model, folder), f"keras-interp {command}: error: argument --out:",
+                 "Cannot write in the folder", folder)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "explain"])
+def test_an_out_file_that_is_a_folder_fails_before_any_work(command, tmp_path, no_work):
+    model = tmp_path / "any.keras"
+    model.write_text("")
+    folder = tmp_path / "maps.png" if command == "explain" else tmp_path / "r.json"
+    folder.mkdir()
+    assert_fails([command, model, "--out", folder], "argument --out:", "is a folder")
+
+
+def _image_folder(root, classes=("cat", "dog"), corrupt=False):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / name / f"{i}.png")
+    if corrupt:
+        (root / classes[-1] / "bad.png").write_bytes(rng.bytes(200))
+    return root
+
+
+def test_compare_on_a_bad_image_folder_exits_2(tmp_path):
+    argv = ["compare", "--quick", "--image-size", 8, "--out", tmp_path / "out", "--quiet", "--data"]
+    bad = _image_folder(tmp_path / "corrupt", corrupt=True)
+    assert_fails(argv + [bad], "keras-interp compare: error:", "Cannot read the image",
+                 repr(str(bad / "dog" / "bad.png")))
+    one = _image_folder(tmp_path / "one", classes=("cat",))
+    assert_fails(argv + [one], "keras-interp compare: error:", "at least two classes", "['cat']")
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_outputs_are_written_whole_with_no_temporary_files_left(trained, tmp_path):
+    # Each output goes through a temporary file in its folder, then a rename.
+    out = tmp_path / "out"
+    code, _, err = run_cli("attack", trained["standard"], "--kind", "fgsm", "--eval-size", 8,
+                           "--out", out / "a.json")
+    assert code == 0, err
+    code, _, err = run_cli("explain", trained["standard"], "--num-images", 2, "--out", out / "maps.png",
+                           "--save-arrays")
+    assert code == 0, err
+    assert sorted(os.listdir(out)) == ["a.json", "maps.npz", "maps.png"]
+    assert json.loads((out / "a.json").read_text())["kind"] == "fgsm"

@@ -111,6 +111,8 @@ def test_evaluate_model_equals_its_parts_called_directly(digits, standard):
         (lambda s, x, y: compare_module.compare(methods=("standard", "dropout")), "dropout"),
         (lambda s, x, y: compare_module.compare(methods=()), "methods"),
         (lambda s, x, y: compare_module.compare(eval_size=0), "eval_size"),
+        (lambda s, x, y: compare_module.compare(out_dir="/proc/self/keras_interp_test"),
+         "Received: out_dir='/proc/self/keras_interp_test'"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_work(digits, standard, call, message):
@@ -214,6 +216,42 @@ def test_the_report_shows_the_numbers_of_results_json(run):
         assert f"{sparseness:.3f}" in line
     images = re.findall(r'<img src="data:image/png;base64,', page)
     assert len(images) == 2
+
+
+def test_results_json_has_a_run_id_the_reports_show_and_is_written_last(run):
+    out, results = run
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", results["run_id"])
+    for name in ("report.md", "report.html"):
+        with open(os.path.join(out, name), encoding="utf-8") as f:
+            assert results["run_id"] in f.read()
+    # A folder holding a results.json holds a finished run: it is written last.
+    written = {name: os.stat(os.path.join(out, name)).st_mtime_ns for name in os.listdir(out)}
+    assert sorted(written) == ["attributions.png", "metrics_over_epochs.png", "report.html", "report.md",
+                               "results.json"]
+    assert max(written, key=written.get) == "results.json"
+
+
+def test_a_run_that_fails_before_its_results_leaves_no_results_json(tmp_path, monkeypatch):
+    # The old run's results.json would vouch for the new run's half-written
+    # figures and report: it goes before the first of them is written.
+    (tmp_path / "results.json").write_text('{"run_id": "an older run"}')
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    # Only the training runs; the scores it would take minutes to measure
+    # are stubs, and the run is killed at the first file it writes.
+    monkeypatch.setattr(protocol, "evaluate_model", lambda *args, **kwargs: {
+        "higher_is_better": {}, "clean_accuracy": 0.0, "robust_accuracy": 0.0})
+    monkeypatch.setattr(compare_module, "_manipulation", lambda *args: {})
+    monkeypatch.setattr(compare_module, "_attribution_figure", killed)
+    for key, value in TINY.items():
+        monkeypatch.setitem(compare_module.QUICK, key, value)
+    with pytest.raises(KeyboardInterrupt):
+        compare_module.compare(methods=("standard",), quick=True, epochs=1, train_size=64,
+                               out_dir=str(tmp_path), verbose=0)
+    assert not (tmp_path / "results.json").exists()
+    assert all(not name.startswith(".") for name in os.listdir(tmp_path))
 
 
 @pytest.mark.slow

@@ -151,3 +151,48 @@ def test_bad_arguments_are_rejected(tmp_path):
         data.load(tmp_path, color_mode="cmyk")
     with pytest.raises(ValueError, match="Received: test_fraction=0"):
         data.load(tmp_path, test_fraction=0)
+
+
+def test_image_folder_with_fewer_than_two_classes_is_refused(tmp_path):
+    # One class would train to accuracy 1.0 and measure nothing.
+    _write_folder(tmp_path / "photos", {"cat": 4})
+    with pytest.raises(ValueError, match="at least two classes") as info:
+        data.load(tmp_path / "photos", image_size=8)
+    assert f"name={str(tmp_path / 'photos')!r}" in str(info.value)
+    assert "['cat']" in str(info.value)
+    (tmp_path / "none").mkdir()
+    with pytest.raises(ValueError, match=r"with class sub-folders \[\]"):
+        data.load(tmp_path / "none")
+
+
+def test_image_folder_class_without_images_is_refused(tmp_path):
+    _write_folder(tmp_path / "photos", {"cat": 4, "dog": 4})
+    (tmp_path / "photos" / "emu").mkdir()
+    with pytest.raises(ValueError, match=r"with no images in \['emu'\]"):
+        data.load(tmp_path / "photos", image_size=8)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_corrupt_image_in_a_folder_is_named(tmp_path, split):
+    # Random bytes named .png: TensorFlow's decoder fails naming no file.
+    _write_folder(tmp_path / "photos", {"cat": 6, "dog": 6}, size=(8, 8))
+    bad = tmp_path / "photos" / "dog" / "bad.png"
+    bad.write_bytes(np.random.default_rng(0).bytes(300))
+    # Which split the file lands in depends on the shuffle's seed.
+    for seed in range(20):
+        train, _ = _split_files(tmp_path / "photos", seed)
+        if (str(bad) in train) == (split == "train"):
+            break
+    with pytest.raises(ValueError, match="Cannot read the image") as info:
+        data.load(tmp_path / "photos", image_size=8, seed=seed, test_fraction=0.25)
+    assert repr(str(bad)) in str(info.value)
+    assert f"Received: name={str(tmp_path / 'photos')!r}" in str(info.value)
+
+
+def _split_files(folder, seed):
+    import keras
+
+    train, test = keras.utils.image_dataset_from_directory(
+        folder, image_size=(8, 8), seed=seed, validation_split=0.25, subset="both", verbose=False
+    )
+    return train.file_paths, test.file_paths

@@ -510,3 +510,70 @@ def test_attribution_figure_any_channel_count(tmp_path, drawn, channels):
         for j, name in enumerate(maps, start=1):
             (drawn_map,) = axes[i, j].get_images()
             np.testing.assert_allclose(np.asarray(drawn_map.get_array()), maps[name][i].sum(-1))
+
+
+def test_run_id_is_shown_in_both_reports_when_present(tmp_path):
+    results = _fake_results(tmp_path)
+    results["run_id"] = "20261123T101500Z-1a2b3c4d"
+    md_path, html_path = report.write_report(results, tmp_path)
+    assert "- **Run ID**: 20261123T101500Z-1a2b3c4d" in open(md_path, encoding="utf-8").read()
+    assert "20261123T101500Z-1a2b3c4d" in open(html_path, encoding="utf-8").read()
+    # results.json files from before run ids still make a report, without the line.
+    del results["run_id"]
+    md_path, html_path = report.write_report(results, tmp_path)
+    assert "Run ID" not in open(md_path, encoding="utf-8").read()
+    assert "Run ID" not in open(html_path, encoding="utf-8").read()
+    results["run_id"] = 7
+    with pytest.raises(ValueError, match="Received: run_id=7"):
+        report.write_markdown(results, tmp_path / "r.md")
+
+
+def test_reports_leave_no_temporary_files(tmp_path):
+    results = _fake_results(tmp_path)
+    report.write_report(results, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "attributions.png", "metrics_over_epochs.png", "report.html", "report.md"]
+
+
+def test_a_figure_save_that_fails_midway_keeps_the_old_figure(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    results = _fake_results(tmp_path)
+    path = tmp_path / "epochs.png"
+    report.metrics_over_epochs_figure(results, path)
+    old = path.read_bytes()
+
+    def broken_save(fig, fname, **kwargs):
+        # Half a PNG, then a failure: as a run killed while saving.
+        with open(fname, "wb") as f:
+            f.write(PNG)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        report.metrics_over_epochs_figure(results, path)
+    with pytest.raises(OSError, match="disk full"):
+        report.attribution_figure(np.zeros((1, 4, 4, 1)), {"a": np.ones((1, 4, 4, 1))}, tmp_path / "maps.png")
+    assert path.read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["attributions.png", "epochs.png"]
+
+
+def test_a_report_write_that_fails_midway_keeps_the_old_report(tmp_path, monkeypatch):
+    from keras_interp import _files
+
+    results = _fake_results(tmp_path)
+    md_path, html_path = report.write_report(results, tmp_path)
+    old = {path: open(path, encoding="utf-8").read() for path in (md_path, html_path)}
+    results["dataset"] = "another dataset"
+
+    def killed(src, dst):
+        # The new text is in the temporary file; the run dies before the rename.
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_files.os, "replace", killed)
+    for write, path in ((report.write_markdown, md_path), (report.write_html, html_path)):
+        with pytest.raises(KeyboardInterrupt):
+            write(results, path)
+        assert open(path, encoding="utf-8").read() == old[path]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "attributions.png", "metrics_over_epochs.png", "report.html", "report.md"]

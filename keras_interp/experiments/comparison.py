@@ -6,10 +6,12 @@ import math
 import os
 import sys
 import time
+import uuid
 
 import keras
 import numpy as np
 
+from keras_interp import _files
 from keras_interp import callbacks as callbacks_lib
 from keras_interp import data as data_lib
 from keras_interp import metrics as metrics_lib
@@ -147,9 +149,13 @@ def compare(
        when `"nsloss"` is among the methods.
     5. Explanation manipulation (paper 2): every model, smoothed with
        softplus as ATEX's B-smoothing, attacked at each epsilon.
-    6. Write `out_dir/results.json`, the maps of the first test examples
-       (Figures 2-3), the curves (Figure 4), `report.md` and a
-       self-contained `report.html`.
+    6. Write the maps of the first test examples (Figures 2-3), the curves
+       (Figure 4), `report.md`, a self-contained `report.html` and, last,
+       `out_dir/results.json`. Each file is written under a temporary name
+       and then moved into place, and a results.json left by an earlier run
+       is removed before the first file is written, so a folder that holds
+       a results.json holds a complete run. `results["run_id"]` (UTC time
+       and a random suffix, also shown in the reports) tells runs apart.
 
     `quick=True` takes `QUICK`'s settings (about 5 minutes on a 2-core CPU
     for mnist5k: 3 + 1 epochs, 32 examples, 10 noisy copies per
@@ -166,7 +172,8 @@ def compare(
         finetune_epochs: each method's fine-tuning epochs, over the
             settings'.
         quick: the small settings. Defaults to False.
-        out_dir: output folder, created if missing.
+        out_dir: output folder, created if missing. It must be writable:
+            this is checked before any data is loaded.
         seed: seed of the split, training, attacks and metrics.
         train_size: use only this many training examples.
         eval_size: explain this many test examples, over the settings'.
@@ -190,6 +197,8 @@ def compare(
     ```
     """
     start = time.perf_counter()
+    # Unique per run even when two start in the same second.
+    run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
     methods = tuple(methods)
     unknown = [m for m in methods if m not in protocol.METHODS]
     if not methods or unknown or len(set(methods)) != len(methods):
@@ -208,7 +217,7 @@ def compare(
     # Live progress bars in a terminal; one line per epoch in a log file.
     live = bool(verbose) and sys.stdout.isatty()
     fit_verbose = (1 if live else 2) if verbose else 0
-    os.makedirs(out_dir, exist_ok=True)
+    _files.ensure_writable_folder(out_dir, name="out_dir")
     timings = {}
 
     t = time.perf_counter()
@@ -311,6 +320,11 @@ def compare(
     manipulation = _manipulation(trained, methods, x_test, y_test, settings, seed, say)
     timings["manipulation"] = time.perf_counter() - t
 
+    # From here on the folder is rewritten: without the old run's
+    # results.json it does not claim to be complete until this run's lands.
+    results_path = os.path.join(out_dir, "results.json")
+    if os.path.exists(results_path):
+        os.remove(results_path)
     t = time.perf_counter()
     figures = {"attributions": _attribution_figure(trained, methods, x_test, y_test, settings, seed, out_dir)}
     curves = report.metrics_over_epochs_figure(
@@ -325,6 +339,7 @@ def compare(
 
     document = _finite({
         "version": 1,
+        "run_id": run_id,
         "backend": keras.config.backend(),
         "dataset": str(data),
         "model": model,
@@ -347,12 +362,13 @@ def compare(
     })
     document["total_seconds"] = round(time.perf_counter() - start, 2)
     md_path, html_path = report.write_report(document, out_dir)
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
+    # Last: results.json is the mark of a finished run.
+    with _files.atomic_write(results_path) as f:
         json.dump(document, f, indent=2, allow_nan=False)
     if verbose:
         print("\n" + report.comparison_markdown(document))
     say(f"\n[done] total {document['total_seconds']:.0f}s; report: {html_path} (and {md_path}, "
-        f"{os.path.join(out_dir, 'results.json')})")
+        f"{results_path})")
     return document
 
 

@@ -9,6 +9,9 @@ REQUIRED = (
     "results", "total_seconds",
 )
 REQUIRED_PER_METHOD = ("label", "clean_accuracy", "robust_accuracy", "metrics")
+# Optional keys the report shows when present: "version", "seed", "run_id"
+# (a string; results.json files written before run ids lack it), "timings",
+# "figures", "lambda_sweep", "manipulation".
 
 
 def is_missing(x):
@@ -48,6 +51,11 @@ def validate(results):
         raise ValueError(
             "Expected results.json schema version 1. "
             f"Received: version={results['version']!r}"
+        )
+    run_id = results.get("run_id")
+    if run_id is not None and not isinstance(run_id, str):
+        raise ValueError(
+            f"Expected `results['run_id']` to be a string or None. Received: run_id={run_id!r}"
         )
     for method in results["methods"]:
         if method not in results["results"]:

@@ -3,6 +3,7 @@
 import copy
 import os
 
+from keras_interp import _files
 from keras_interp.report import render
 from keras_interp.report import sections
 from keras_interp.report._schema import validate
@@ -18,11 +19,13 @@ def comparison_markdown(results):
 def write_markdown(results, path, *, base_dir=None):
     """Writes the report as Markdown; figures are linked by relative path.
 
-    Sections: the run (dataset, model, backend, size, time), one comparison
-    table per explainer (best in bold, ↑/↓ in each header), the attribution
-    and metrics-over-epochs figures, the λ sweep and the explanation
-    manipulation tables when present, and each method's config. Numbers
-    read as `format_value` writes them.
+    Sections: the run (dataset, model, backend, size, time, and the run id
+    when results.json has one), one comparison table per explainer (best in
+    bold, ↑/↓ in each header), the attribution and metrics-over-epochs
+    figures, the λ sweep and the explanation manipulation tables when
+    present, and each method's config. Numbers read as `format_value`
+    writes them. The file is written under a temporary name and moved onto
+    `path`, so an interrupted call leaves the previous file whole.
 
     Args:
         results: the dict of results.json.
@@ -41,8 +44,9 @@ def write_markdown(results, path, *, base_dir=None):
     """
     validate(results)
     base_dir = os.path.dirname(os.path.abspath(path)) if base_dir is None else base_dir
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(render.markdown(sections.document(results, base_dir)))
+    text = render.markdown(sections.document(results, base_dir))
+    with _files.atomic_write(path, encoding="utf-8") as f:
+        f.write(text)
     return path
 
 
@@ -53,7 +57,8 @@ def write_html(results, path, *, base_dir=None):
     error set under its mean so a ten-column table fits the page; each
     figure is embedded as a base64 `data:` URI and the style is inline, so
     the file needs nothing beside it. A figure that is missing or not a PNG is
-    replaced by a short note.
+    replaced by a short note. Written through a temporary file, as
+    `write_markdown`.
 
     Args:
         results: the dict of results.json.
@@ -72,8 +77,9 @@ def write_html(results, path, *, base_dir=None):
     """
     validate(results)
     base_dir = os.path.dirname(os.path.abspath(path)) if base_dir is None else base_dir
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(render.page(sections.document(results, base_dir), sections.title(results)))
+    text = render.page(sections.document(results, base_dir), sections.title(results))
+    with _files.atomic_write(path, encoding="utf-8") as f:
+        f.write(text)
     return path
 
 

@@ -1,9 +1,11 @@
 """The report's figures: attribution maps, and metrics logged over epochs."""
 
 import math
+import os
 
 import numpy as np
 
+from keras_interp import _files
 from keras_interp.report._schema import is_missing
 from keras_interp.report._schema import require
 from keras_interp.report.tables import heading
@@ -72,9 +74,22 @@ def attribution_figure(images, maps, path, *, labels=None, dpi=120):
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    _save(fig, path, dpi)
     return path
+
+
+def _save(fig, path, dpi):
+    """Saves `fig` to `path` through a temporary file, then closes it."""
+    import matplotlib.pyplot as plt
+
+    # The format is given, not read by matplotlib from the temporary name: a
+    # `path` without an extension gets the default format, at `path` itself.
+    extension = os.path.splitext(os.fspath(path))[1][1:].lower()
+    try:
+        with _files.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=extension or plt.rcParams["savefig.format"])
+    finally:
+        plt.close(fig)
 
 
 def _series(history, name):
@@ -172,6 +187,5 @@ def metrics_over_epochs_figure(results, path, *, metrics=None, dpi=120):
         ncol=max(1, min(len(ordered), 5)), frameon=False, fontsize=8,
     )
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / height))
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    _save(fig, path, dpi)
     return path

@@ -49,7 +49,7 @@ def _explainer_name(explainer):
 
 
 def header_blocks(results):
-    """The title and the run's facts: data, model, backend, size, time."""
+    """The title and the run's facts: data, model, backend, size, run id, time."""
     timings = results.get("timings") or {}
     spent = ", ".join(f"{k.replace('_', ' ')} {format_seconds(v)}" for k, v in timings.items())
     total = format_seconds(results["total_seconds"]) + (f" ({spent})" if spent else "")
@@ -63,6 +63,9 @@ def header_blocks(results):
     ]
     if "seed" in results:
         facts.append(("Seed", str(results["seed"])))
+    # Files from before run ids have none; the report then shows no line.
+    if results.get("run_id") is not None:
+        facts.append(("Run ID", str(results["run_id"])))
     facts.append(("Time", total))
     return [("h1", title(results)), ("list", facts)]
 
