@@ -137,6 +137,45 @@ def is_symbolic(x):
     return False
 
 
+def is_tf_dataset(data):
+    """Whether `data` is a `tf.data.Dataset` (without importing TensorFlow)."""
+    return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")
+
+
+def assert_finite_batches(dataset, num_classes, marker):
+    """`dataset` with each batch asserted finite and its labels in range.
+
+    A failed assertion raises TensorFlow's `InvalidArgumentError` when the
+    batch is read, with `marker` and the batch's index in its message.
+
+    Args:
+        dataset: a `tf.data.Dataset` of `x` or `(x, y, ...)` batches.
+        num_classes: classes of the model, or None (labels unchecked).
+        marker: a string the caller looks for in the error.
+
+    Returns:
+        The checked `tf.data.Dataset`.
+    """
+    import tensorflow as tf
+
+    def check(index, batch):
+        parts = batch if isinstance(batch, tuple) else (batch,)
+        conditions = []
+        if parts[0].dtype.is_floating:
+            conditions.append(tf.reduce_all(tf.math.is_finite(parts[0])))
+        if num_classes is not None and len(parts) > 1 and parts[1].shape.rank in (1, 2):
+            y = parts[1]
+            if y.shape.rank == 1 or y.shape[-1] == 1:
+                y = tf.cast(tf.reshape(y, [-1]), "float64")
+                conditions.append(tf.reduce_all((y >= 0) & (y < num_classes)))
+        if not conditions:
+            return batch
+        with tf.control_dependencies([tf.debugging.Assert(tf.reduce_all(conditions), [marker, index])]):
+            return tf.nest.map_structure(tf.identity, batch)
+
+    return dataset.enumerate().map(check)
+
+
 def compiled(fn, variables=()):
     """Compiles `fn` for repeated eager calls on the active backend.
 
@@ -157,9 +196,7 @@ def compiled(fn, variables=()):
     """
     name = keras.config.backend()
     if name == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn, reduce_retracing=True)
+        return _tensorflow_compiled(fn)
     if name == "jax":
         import jax
 
@@ -172,6 +209,33 @@ def compiled(fn, variables=()):
 
         return lambda *args: pure([v.value for v in variables], *args)
     return fn
+
+
+def _tensorflow_compiled(fn):
+    """One concrete function per argument signature, batch axes left free.
+
+    A `tf.function` traces again for each new batch size (a last partial
+    chunk), and TensorFlow counts traces per Python function over all the
+    `tf.function`s built from it, so one function per model (as the
+    attribution, metric and attack caches build) reads as "retracing" after
+    a few models. Tracing once per model with the leading axes free, and
+    calling the concrete function, traces exactly once per model and shape.
+    """
+    import tensorflow as tf
+
+    traces = {}
+
+    def call(*args):
+        args = [tf.convert_to_tensor(a) for a in args]
+        key = tuple((a.dtype, tuple(a.shape[1:]) if a.shape.rank else None) for a in args)
+        if key not in traces:
+            spec = [
+                tf.TensorSpec([None] + list(a.shape[1:]) if a.shape.rank else [], a.dtype) for a in args
+            ]
+            traces[key] = tf.function(fn).get_concrete_function(*spec)
+        return traces[key](*args)
+
+    return call
 
 
 def fused(fn):

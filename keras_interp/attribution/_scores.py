@@ -157,6 +157,30 @@ def _compile_gradient(model_ref, output):
 _GRADIENTS = weakref.WeakKeyDictionary()
 
 
+def predicted_classes(model, x, batch_size=256):
+    """Each example's arg-max score, as an int NumPy array, `batch_size` rows per call.
+
+    Through one compiled function per model (traced once, see
+    `backend.compiled`) rather than `model.predict`, whose per-model
+    function traces again for a last partial batch.
+    """
+    if model not in _LOGITS:
+        model_ref = weakref.ref(model)
+        _LOGITS[model] = backend.compiled(
+            lambda rows: keras.ops.argmax(score_model(model_ref(), "logits")(rows), axis=-1),
+            getattr(model, "variables", ()),
+        )
+    x = keras.ops.convert_to_tensor(x, keras.config.floatx())
+    parts = [
+        np.asarray(keras.ops.convert_to_numpy(_LOGITS[model](x[i : i + batch_size])))
+        for i in range(0, x.shape[0], batch_size)
+    ]
+    return np.concatenate(parts).astype("int64")
+
+
+_LOGITS = weakref.WeakKeyDictionary()
+
+
 DEFAULT_BATCH_SIZE = 64
 
 

@@ -14,6 +14,7 @@ from keras_interp import attacks
 from keras_interp import attribution
 from keras_interp import metrics
 from keras_interp.attribution._scores import ends_in_softmax
+from keras_interp.attribution._scores import predicted_classes
 from keras_interp.model import RegularizedModel
 from keras_interp.regularizers import ExplanationConsistency
 
@@ -23,7 +24,7 @@ def _say(verbose):
 
 
 def _predict(model, x):
-    return np.argmax(model.predict(x, verbose=0), axis=-1)
+    return predicted_classes(model, x)
 
 
 def saliency(model, x, target=None):

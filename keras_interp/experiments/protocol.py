@@ -17,6 +17,7 @@ from keras_interp import attribution
 from keras_interp import metrics as metrics_lib
 from keras_interp import models as models_lib
 from keras_interp import regularizers
+from keras_interp.attribution._scores import predicted_classes
 from keras_interp.model import RegularizedModel
 
 METHODS = ("standard", "continued", "nsloss", "jacobian", "adversarial", "atex")
@@ -116,7 +117,7 @@ def _base_model(model):
 
 def accuracy(model, x, y, batch_size=256):
     """Share of `x` whose arg-max logit is `y`."""
-    predicted = np.argmax(model.predict(x, batch_size=batch_size, verbose=0), axis=1)
+    predicted = predicted_classes(model, x, batch_size)
     return float(np.mean(predicted == np.asarray(y).reshape(-1)))
 
 
