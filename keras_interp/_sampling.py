@@ -13,6 +13,8 @@ order, so the result for a given `seed` does not depend on `batch_size`.
 import keras
 import numpy as np
 
+from keras_interp import _seeds
+
 # Examples are processed in blocks of this size. It bounds the accumulator
 # that each chunk adds into, and it is a constant (not `batch_size`) so the
 # random draws, made per block, do not change with `batch_size`.
@@ -99,12 +101,14 @@ def _gather_draws(draw, cache, s, local, block, group):
     }
 
 
-def seed_generator(seed):
-    """A `keras.random.SeedGenerator`; `seed=None` draws one from NumPy's
-    global state, which `keras.utils.set_random_seed` controls."""
-    if seed is None:
-        seed = int(np.random.randint(0, 2**31 - 1))
-    return keras.random.SeedGenerator(seed)
+def seed_generator(seed, *keys):
+    """A `keras.random.SeedGenerator` for the stream `keys` of `seed`.
+
+    The seed is hashed (`keras_interp._seeds`), so seeds `s` and `s + 1`
+    give unrelated draws on every backend; `seed=None` draws one from
+    NumPy's global state, which `keras.utils.set_random_seed` controls.
+    """
+    return _seeds.generator(seed, *keys)
 
 
 def rows(tensor, index):
@@ -112,14 +116,12 @@ def rows(tensor, index):
     return keras.ops.take(tensor, keras.ops.convert_to_tensor(index, "int32"), axis=0)
 
 
-def numpy_generator(seed):
+def numpy_generator(seed, *keys):
     """A NumPy generator for draws that must agree across backends.
 
     Metrics draw their noise and subsets with NumPy, so the same seed gives
-    the same scores on TensorFlow, JAX and PyTorch. `seed=None` draws a
-    seed from NumPy's global state, which `keras.utils.set_random_seed`
-    controls.
+    the same scores on TensorFlow, JAX and PyTorch. With no `keys` it is
+    `np.random.default_rng(seed)`. `seed=None` draws a seed from NumPy's
+    global state, which `keras.utils.set_random_seed` controls.
     """
-    if seed is None:
-        seed = int(np.random.randint(0, 2**31 - 1))
-    return np.random.default_rng(seed)
+    return _seeds.numpy_generator(seed, *keys)

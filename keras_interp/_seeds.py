@@ -5,6 +5,11 @@ Keras' PyTorch backend seeds the k-th draw of `SeedGenerator(s)` with
 shifted by one. Seeds are therefore never used as given: they pass through
 NumPy's `SeedSequence` (a hash), together with keys that name the stream,
 so nearby seeds and sibling streams give unrelated draws on every backend.
+
+The keys are the `SeedSequence`'s spawn key, not more entropy words:
+`SeedSequence([s, 0])` equals `SeedSequence([s])` (entropy is zero-padded),
+while a spawn key is kept apart from the seed, so `mix(s)`, `mix(s, 0)` and
+`mix(s, 0, 0)` are three unrelated streams.
 """
 
 import keras
@@ -12,7 +17,19 @@ import numpy as np
 
 
 def check(seed, name="seed"):
-    """`seed` as an int >= 0 or None; a `TypeError`/`ValueError` otherwise."""
+    """`seed` as an int >= 0 or None.
+
+    Args:
+        seed: the value to check.
+        name: the argument's name, for the error message.
+
+    Returns:
+        `seed` as a Python int, or None.
+
+    Raises:
+        TypeError: for anything but an int (bools excluded) or None.
+        ValueError: for a negative int.
+    """
     if seed is None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -27,27 +44,40 @@ def draw():
     return int(np.random.randint(0, 2**31 - 1))
 
 
+def _sequence(seed, keys):
+    seed = draw() if check(seed) is None else int(seed)
+    keys = tuple(check(k, "key") for k in keys)
+    if any(k is None for k in keys):
+        raise TypeError(f"Stream keys must be ints >= 0. Received: keys={keys}")
+    return np.random.SeedSequence(seed, spawn_key=keys)
+
+
 def mix(seed, *keys):
     """An int seed in [0, 2**31) hashed from `seed` and the stream's `keys`.
 
     Args:
         seed: the user's int seed, or None for a fresh one (`draw`).
-        *keys: ints naming the stream (e.g. a regulariser's index).
+        *keys: ints >= 0 naming the stream (e.g. a regulariser's index).
 
     Returns:
         An int, the same for the same `seed` and `keys` in every process
         and on every backend.
     """
-    seed = draw() if check(seed) is None else seed
-    state = np.random.SeedSequence([seed, *[int(k) for k in keys]]).generate_state(1)
-    return int(state[0] >> 1)
+    return int(_sequence(seed, keys).generate_state(1)[0] >> 1)
 
 
 def generator(seed, *keys):
     """A `keras.random.SeedGenerator` for the stream `keys` of `seed`.
 
-    A `SeedGenerator` passed as `seed` is returned as it is: a training
-    step hands over its own so the draws advance from step to step.
+    Args:
+        seed: the user's int seed, None for a fresh one, or a
+            `keras.random.SeedGenerator`, returned as it is (a training
+            step hands over its own so the draws advance from step to
+            step; `keys` are then ignored).
+        *keys: ints >= 0 naming the stream.
+
+    Returns:
+        A `keras.random.SeedGenerator` seeded `mix(seed, *keys)`.
     """
     if isinstance(seed, keras.random.SeedGenerator):
         return seed
@@ -55,6 +85,9 @@ def generator(seed, *keys):
 
 
 def numpy_generator(seed, *keys):
-    """A NumPy generator for the stream `keys` of `seed` (None: a fresh seed)."""
-    seed = draw() if check(seed) is None else seed
-    return np.random.default_rng([seed, *[int(k) for k in keys]])
+    """A NumPy generator for the stream `keys` of `seed` (None: a fresh seed).
+
+    With no keys it is `np.random.default_rng(seed)`, so draws made that
+    way before keep their values.
+    """
+    return np.random.default_rng(_sequence(seed, keys))

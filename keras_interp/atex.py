@@ -33,8 +33,8 @@ Choices the paper leaves open, and ours:
   square), 28 times less than the attack it is meant to match.
 - `u ~ U(0, 1)` per feature as in the paper (its scale is irrelevant after
   normalisation); d1, d2 and u are drawn afresh for every batch, from NumPy
-  with the seed, epoch and batch index, so a seed gives the same draws on
-  every backend (the directions, from SmoothGrad's `keras.random` noise,
+  with the seed, epoch and batch index (`keras_interp._seeds`), so a seed
+  gives the same draws on every backend (the directions, from SmoothGrad's `keras.random` noise,
   differ between backends).
 - `delta2` defaults to `delta1`, the paper's setting (Delta1 = Delta2 =
   epsilon1, §5.2).
@@ -51,6 +51,7 @@ import keras
 import numpy as np
 
 from keras_interp import _checks
+from keras_interp import _seeds
 from keras_interp import attribution
 from keras_interp import backend
 from keras_interp.attribution._scores import ends_in_softmax
@@ -68,8 +69,10 @@ def explanation_directions(
     §3.3: "we use SmoothGrad to compute phi in order to remove noise"). A
     zero explanation gives a zero direction (x' then stays at x).
 
-    Examples go in blocks of 256 (SmoothGrad noise seeded `seed + i` for
-    the block starting at example i), with 256 rows per gradient call:
+    Examples go in blocks of 256 (SmoothGrad noise seeded
+    `keras_interp._seeds.mix(seed, i)` for the block starting at example
+    i: a hash, as `seed + i` would repeat nearby seeds' noise), with 256
+    rows per gradient call:
     larger calls than attribution's default 64 rows halve the cost on a
     CPU, and fixed blocks keep one call shape (one trace on TF and JAX).
 
@@ -93,7 +96,7 @@ def explanation_directions(
     ```
     """
     x = np.asarray(keras.ops.convert_to_numpy(_checks.floating_input(x)), "float32")
-    seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else int(seed)
+    seed = _seeds.draw() if _seeds.check(seed) is None else seed
     blocks = range(0, len(x), _DIRECTION_BLOCK)
     phi = np.concatenate(
         [
@@ -104,7 +107,7 @@ def explanation_directions(
                     num_samples=num_samples,
                     noise=noise,
                     batch_size=_DIRECTION_BLOCK,
-                    seed=seed + i,
+                    seed=_seeds.mix(seed, i),
                 )
             )
             for i in _progress(blocks, verbose)
@@ -125,6 +128,12 @@ _DIRECTION_BLOCK = 256
 
 
 ACROSS = ("uniform", "normal")
+
+# Stream keys of `ATEXDataset`'s NumPy draws, `_seeds.numpy_generator(seed,
+# stream, epoch, ...)`: as a list seed, `[s, e]` and `[s, e, 0]` would be
+# the same stream (NumPy zero-pads the entropy), so an epoch's shuffle and
+# its first batch's samples would reuse each other's draws.
+_SHUFFLE, _SAMPLES = 0, 1
 
 
 def sample_around(
@@ -284,7 +293,7 @@ class ATEXDataset(keras.utils.PyDataset):
         self.across = across
         self.clip = _check_clip(clip)
         self.shuffle = bool(shuffle)
-        self.seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else int(seed)
+        self.seed = _seeds.draw() if _seeds.check(seed) is None else seed
         self.epoch = 0
         # Compiled once: each batch runs the teacher over its x' points.
         self._logits = backend.compiled(score_model(teacher, "logits"), teacher.variables)
@@ -315,7 +324,7 @@ class ATEXDataset(keras.utils.PyDataset):
     def _permutation(self):
         if not self.shuffle:
             return np.arange(len(self.x))
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
+        return _seeds.numpy_generator(self.seed, _SHUFFLE, self.epoch).permutation(len(self.x))
 
     def __len__(self):
         return math.ceil(len(self.x) / self.batch_size)
@@ -325,7 +334,7 @@ class ATEXDataset(keras.utils.PyDataset):
             raise IndexError(f"Batch index out of range [0, {len(self)}). Received: index={index}")
         rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         x = self.x[rows]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = _seeds.numpy_generator(self.seed, _SAMPLES, self.epoch, index)
         x_along, x_across = sample_around(
             x,
             self.directions[rows],
@@ -489,7 +498,9 @@ def fit(
     student = student_of(teacher)
     trained = student
     if regularizers:
-        trained = RegularizedModel(student, regularizers, seed=seed)
+        # The dataset's seed (drawn once when `seed` is None): the whole
+        # run follows from one seed.
+        trained = RegularizedModel(student, regularizers, seed=dataset.seed)
         replacing = [r for r in trained.regularizers if r.replaces_loss]
         if replacing:
             raise ValueError(

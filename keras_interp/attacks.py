@@ -159,6 +159,7 @@ def projected_gradient_descent(model, x, y, *, epsilon, steps, step_size, norm, 
     (PyTorch), where a check would stop every step for a host round trip;
     `AdversarialTraining` checks its settings once, when it is built.
     """
+    x = keras.ops.convert_to_tensor(x)
     gradient = _loss_gradient(model, _labels(model, x, y))
 
     def project(x_adv):

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from keras_interp import _checks
+from keras_interp import _seeds
 from keras_interp.model import RegularizedModel
 
 
@@ -81,7 +82,9 @@ def select_lambda(
         batch_size: batch size of steps 1 and 3. Defaults to 64.
         num_batches: batches of each set in step 1. Defaults to 10.
         max_trials: one-epoch trainings in step 3. Defaults to 5.
-        seed: seed of the batch choice and the regularisers' draws.
+        seed: int seed of the batch choice and the regularisers' draws;
+            None draws one from NumPy's global state, once, so every trial
+            trains on the same draws.
         verbose: 1 prints one line per stage, 0 is silent.
 
     Returns:
@@ -110,7 +113,9 @@ def select_lambda(
     num_batches = _checks.positive_int(num_batches, "num_batches")
     max_trials = _checks.positive_int(max_trials, "max_trials")
     loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    rng = np.random.default_rng(seed)
+    # One seed for every trial: candidates differ only in their weight.
+    seed = _seeds.draw() if _seeds.check(seed) is None else seed
+    rng = _seeds.numpy_generator(seed)
     config = regularizer.get_config()
 
     def regularized(weight, evaluate=False):

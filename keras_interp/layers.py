@@ -3,6 +3,7 @@
 import keras
 
 from keras_interp import _checks
+from keras_interp import _seeds
 from keras_interp import backend
 
 
@@ -20,7 +21,13 @@ class SpherePerturbation(keras.layers.Layer):
     inference it returns its input unchanged.
 
     The seed generator lives on the layer, so a model that contains it
-    threads its state through stateless (JAX) training. Under a
+    threads its state through stateless (JAX) training, and the layer
+    saves its state with the model (Keras saves no seed-generator state),
+    so a reloaded model continues the same draws. The generator is seeded
+    `keras_interp._seeds.mix(seed)`, a hash of `seed`: on PyTorch a
+    `keras.random.SeedGenerator(s)` seeds its k-th draw `s + k`, so layers
+    seeded `s` and `s + 1` would otherwise repeat each other's draws
+    shifted by one. Under a
     `tf.distribute` strategy each replica perturbs its own examples with
     its rows of one draw for the global batch, so the draws are those of
     one device training on that batch.
@@ -28,7 +35,9 @@ class SpherePerturbation(keras.layers.Layer):
     Args:
         num_perturbations: points per sample, N >= 1.
         epsilon: radius of the sphere, > 0.
-        seed: seed of the draws. Defaults to None (unseeded).
+        seed: int seed of the draws, kept as given in the config. Defaults
+            to None: a seed drawn from NumPy's global state (which
+            `keras.utils.set_random_seed` sets).
 
     Example:
 
@@ -44,8 +53,8 @@ class SpherePerturbation(keras.layers.Layer):
             num_perturbations, "num_perturbations"
         )
         self.epsilon = _checks.positive(epsilon, "epsilon")
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed = _seeds.check(seed)
+        self.seed_generator = _seeds.generator(self.seed)
 
     def call(self, inputs, training=None):
         if not training:
@@ -66,6 +75,17 @@ class SpherePerturbation(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store["seed_state"] = keras.ops.convert_to_numpy(self.seed_generator.state.value)
+
+    def load_own_variables(self, store):
+        # Files saved before the state was stored have no "seed_state".
+        keys = list(store.keys())
+        super().load_own_variables({k: store[k] for k in keys if k != "seed_state"})
+        if "seed_state" in keys:
+            self.seed_generator.state.assign(store["seed_state"])
 
     def get_config(self):
         config = super().get_config()

@@ -5,6 +5,7 @@ import threading
 import keras
 import numpy as np
 
+from keras_interp import _seeds
 from keras_interp import backend
 from keras_interp import regularizers as regularizers_lib
 from keras_interp.layers import SpherePerturbation
@@ -24,9 +25,8 @@ class _Probe:
 
     def __init__(self, model, layers):
         inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-        self.model = keras.Model(
-            inputs, [model.outputs[0]] + [layer.output for layer in layers]
-        )
+        outputs = _outputs_in_graph(model, layers)
+        self.model = keras.Model(inputs, [model.outputs[0]] + outputs)
         self._cache = {}
 
     def remember(self, y_pred, activations):
@@ -55,6 +55,42 @@ class _Probe:
         return None
 
 
+def _outputs_in_graph(model, layers):
+    """Each layer's output tensor in `model`'s own graph.
+
+    `layer.output` is the output of the layer's first call, which need not
+    be in `model`'s graph: a Sequential model rebuilds its graph each time
+    a layer is added (as `keras.saving.load_model` does), so in a loaded
+    model the first layer has one call per layer after it. A sub-model on
+    those first calls' outputs runs the early layers once per call: the
+    same activations, but slower, and with gradients summed in another
+    order, so a reloaded model drifted from the original (by 1e-5 to 1e-4
+    in nine Adam steps). The model's own call of each layer is found by
+    walking its graph back from its outputs.
+    """
+    wanted = {id(layer) for layer in layers}
+    found = {}
+    seen = set()
+    stack = list(model.outputs)
+    while stack:
+        tensor = stack.pop()
+        history = getattr(tensor, "_keras_history", None)
+        if history is None or id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        operation, node_index, _ = history
+        node = operation._inbound_nodes[node_index]
+        if id(operation) in wanted:
+            # A layer called more than once in the graph: its first call,
+            # as `layer.output` gives.
+            previous = found.get(id(operation))
+            if previous is None or node_index < previous[0]:
+                values = node.output_tensors
+                found[id(operation)] = (node_index, values[0] if len(values) == 1 else values)
+        stack.extend(keras.tree.flatten(node.input_tensors))
+    return [found[id(layer)][1] if id(layer) in found else layer.output for layer in layers]
+
+
 def _single_output(model):
     outputs = getattr(model, "outputs", None)
     if outputs is not None and len(outputs) != 1:
@@ -67,6 +103,10 @@ def _single_output(model):
             "RegularizedModel wraps a classifier whose output is shaped "
             f"[batch, classes]. Received: output shape {tuple(outputs[0].shape)}"
         )
+
+
+# Keys of the two random streams in `_seeds.mix(seed, stream, i)`.
+_TRAINING, _EVALUATION = 0, 1
 
 
 @keras.saving.register_keras_serializable(package="keras_interp")
@@ -89,12 +129,17 @@ class RegularizedModel(keras.Model):
     give the prediction the compiled loss uses, so the clean pass is shared
     (paper 1, §4.2: the N + 1 passes are the whole cost).
 
-    Seed generators (one per regulariser, seeded `seed + i` for the i-th)
-    and trackers live on this model, so JAX's stateless training threads
-    them and a saved model resumes the same random stream. Evaluation
-    draws from a second stream, restarted at every `evaluate`, so
-    validation does not shift the training draws and scores every epoch
-    on the same perturbations.
+    Seed generators (one per regulariser) and trackers live on this model,
+    so JAX's stateless training threads them, and a saved model saves
+    their states: a reloaded model (or one resumed by `BackupAndRestore`)
+    trains on exactly as the original would. The i-th regulariser's
+    training draws have the seed `s_i = keras_interp._seeds.mix(seed, 0,
+    i)`, a hash (seeds `s` and `s + 1` give unrelated draws on every
+    backend): they are those of `SpherePerturbation(N, epsilon, seed=s_i)`
+    for `NeuronSensitivity` and of `keras_interp._seeds.generator(s_i)`
+    for the others. Evaluation draws from a second stream, `mix(seed, 1,
+    i)`, restarted at every `evaluate`, so validation does not shift the
+    training draws and scores every epoch on the same perturbations.
 
     It trains unchanged under `keras.distribution.DataParallel` (JAX) and
     a `tf.distribute` strategy such as `MirroredStrategy` (TensorFlow;
@@ -168,13 +213,15 @@ class RegularizedModel(keras.Model):
                 "RegularizedModel takes at most one regulariser that replaces "
                 f"the loss (AdversarialTraining). Received: regularizers={regularizers}"
             )
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"`seed` must be an int or None. Received: seed={seed!r}")
+        seed = _seeds.check(seed)
         _single_output(model)
 
         self.model = model
         self.regularizers = regularizers
-        self.seed = None if seed is None else int(seed)
+        self.seed = seed
+        # One seed for both streams when none is given; not in the config,
+        # so a reloaded model takes its streams' states from the file.
+        self._stream_seed = _seeds.draw() if seed is None else seed
         self.evaluate_regularizers = bool(evaluate_regularizers)
         self._report_terms = True
 
@@ -191,12 +238,12 @@ class RegularizedModel(keras.Model):
                     )
                 self._probe = _Probe(model, reg.hooked_layers(model))
                 self._chunked = reg.chunk_size is not None
-        self.perturbation, self.seed_generators = self._random_streams()
+        self.perturbation, self.seed_generators = self._random_streams(_TRAINING)
         if self.evaluate_regularizers:
             # A stream of its own, restarted by every `evaluate`: validation
             # neither shifts the training draws nor varies between epochs.
             self.evaluation_perturbation, self.evaluation_seed_generators = (
-                self._random_streams()
+                self._random_streams(_EVALUATION)
             )
             self._evaluation_start = [
                 keras.ops.convert_to_numpy(g.state.value)
@@ -206,16 +253,22 @@ class RegularizedModel(keras.Model):
         if model.built:
             self.built = True
 
-    def _random_streams(self):
-        """A SpherePerturbation or a SeedGenerator per regulariser, seeded `seed + i`."""
+    def _random_streams(self, stream):
+        """A SpherePerturbation or a SeedGenerator per regulariser.
+
+        Regulariser i of `stream` (`_TRAINING` or `_EVALUATION`) gets the
+        seed `_seeds.mix(seed, stream, i)`: hashed, not `seed + i`, which
+        on PyTorch would make regulariser i + 1 repeat regulariser i's
+        draws one step later (and seed s + 1 repeat seed s).
+        """
         perturbation, generators = None, []
         for i, reg in enumerate(self.regularizers):
-            seed = None if self.seed is None else self.seed + i
+            seed = _seeds.mix(self._stream_seed, stream, i)
             if reg.needs_activations:
                 perturbation = SpherePerturbation(reg.num_perturbations, reg.epsilon, seed=seed)
                 generators.append(None)
             else:
-                generators.append(keras.random.SeedGenerator(seed))
+                generators.append(_seeds.generator(seed))
         return perturbation, generators
 
     def _stream(self, training):
@@ -376,18 +429,29 @@ class RegularizedModel(keras.Model):
 
     # Keras saves no seed-generator state; saving it here makes a reloaded
     # model (or one resumed by BackupAndRestore) continue the same draws.
+    # The evaluation stream's start is saved too: with `seed=None` a
+    # reloaded model would otherwise validate on other perturbations.
     def save_own_variables(self, store):
         super().save_own_variables(store)
         for i, generator in enumerate(self._generators(training=True)):
             store[f"seed_state_{i}"] = keras.ops.convert_to_numpy(generator.state.value)
+        if self.evaluate_regularizers:
+            for i, start in enumerate(self._evaluation_start):
+                store[f"evaluation_seed_state_{i}"] = start
 
     def load_own_variables(self, store):
-        keys = [k for k in store.keys() if not k.startswith("seed_state_")]
-        super().load_own_variables({k: store[k] for k in keys})
+        ours = ("seed_state_", "evaluation_seed_state_")
+        keys = list(store.keys())
+        super().load_own_variables({k: store[k] for k in keys if not k.startswith(ours)})
         for i, generator in enumerate(self._generators(training=True)):
             key = f"seed_state_{i}"
-            if key in store.keys():
+            if key in keys:
                 generator.state.assign(store[key])
+        if self.evaluate_regularizers:
+            for i in range(len(self._evaluation_start)):
+                key = f"evaluation_seed_state_{i}"
+                if key in keys:
+                    self._evaluation_start[i] = np.asarray(store[key])
 
     def get_config(self):
         return {

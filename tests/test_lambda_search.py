@@ -113,3 +113,5 @@ def test_bad_arguments(trained):
         ki.select_lambda(model, train, regularizers.AdversarialTraining(0.1))
     with pytest.raises(TypeError, match="pair of arrays"):
         ki.select_lambda(model, train[0], SquaredLogits(1.0))
+    with pytest.raises(TypeError, match=r"Received: seed=0\.5"):
+        ki.select_lambda(model, train, SquaredLogits(1.0), seed=0.5)

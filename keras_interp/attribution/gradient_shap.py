@@ -56,8 +56,10 @@ def gradient_shap(
         num_samples: samples per example. Defaults to 50.
         stdev: standard deviation of the Gaussian noise added to `x`, in
             input units. Defaults to 0.1.
-        seed: seed of all random draws; None draws one from NumPy's global
-            state. For a given seed the result does not depend on
+        seed: int seed of all random draws, hashed
+            (`keras_interp._seeds`) so that seeds `s` and `s + 1` give
+            unrelated draws on every backend; None draws one from NumPy's
+            global state. For a given seed the result does not depend on
             `batch_size`.
 
     Returns:

@@ -3,10 +3,10 @@
 import functools
 
 import keras
-import numpy as np
 
 from keras_interp import _checks
 from keras_interp import _sampling
+from keras_interp import _seeds
 from keras_interp.attribution._scores import prepare
 from keras_interp.attribution.gradient import vanilla_gradient
 
@@ -23,7 +23,9 @@ def smooth(method, num_samples=50, noise=0.15):
     The noise is drawn per sample for the whole batch, so for a given
     `seed` the result does not depend on `batch_size` when `method` is
     deterministic. A random `method` receives one seed per call, derived
-    from `seed`: reproducible, but tied to `batch_size`.
+    from `seed`: reproducible, but tied to `batch_size`. The noise and the
+    calls' seeds are separate streams hashed from `seed`
+    (`keras_interp._seeds`), so nearby seeds give unrelated noise.
 
     Args:
         method: any attribution method with the signature
@@ -36,6 +38,9 @@ def smooth(method, num_samples=50, noise=0.15):
     Returns:
         A method with the same signature as `method`.
 
+    Raises:
+        TypeError: if `method` is not callable.
+
     Example:
 
     ```python
@@ -45,6 +50,12 @@ def smooth(method, num_samples=50, noise=0.15):
     a = smooth_ig(model, x, steps=20)
     ```
     """
+    if not callable(method):
+        raise TypeError(
+            "`method` must be an attribution method, a callable "
+            "`method(model, x, target, **hyper)`. Received: "
+            f"method={method!r}"
+        )
     num_samples = _checks.positive_int(num_samples, "num_samples")
     noise = _checks.non_negative(noise, "noise")
 
@@ -55,10 +66,10 @@ def smooth(method, num_samples=50, noise=0.15):
         x, _, targets, batch_size = prepare(
             model, x, target, output, batch_size
         )
-        if seed is None:
-            seed = int(np.random.randint(0, 2**31 - 1))
+        seed = _seeds.draw() if _seeds.check(seed) is None else seed
         gen = _sampling.seed_generator(seed)
-        inner_seeds = np.random.default_rng(seed)
+        # A stream of its own: the calls' seeds must not repeat the noise's.
+        inner_seeds = _seeds.numpy_generator(seed, 1)
 
         def draw(n):
             shape = (n,) + tuple(x.shape[1:])

@@ -18,13 +18,16 @@ from keras_interp.metrics import _base
 DEFAULT_BATCH_SIZE = 256
 
 
-def _setup(model, x, y, explain, num_samples, batch_size):
+def _setup(model, x, y, explain, num_samples, batch_size, seed, name):
     _checks.model(model)
     x = _checks.floating_input(x, model=model)
     y = _base.labels(y, x.shape[0], num_classes(model, x))
     num_samples = _checks.positive_int(num_samples, "num_samples")
     batch_size = _checks.positive_int(batch_size or DEFAULT_BATCH_SIZE, "batch_size")
-    return x, y, _base.explainer(explain), num_samples, batch_size
+    # A random explainer gets seeds derived from `seed`, so the scores are
+    # reproducible (and equal to `evaluate`'s with the same seed).
+    explain = _base.seeded(_base.explainer(explain), seed, name)
+    return x, y, explain, num_samples, batch_size
 
 
 def _noisy_rows(model, x, y, explain, num_samples, batch_size, noise, seed, verbose):
@@ -51,9 +54,9 @@ def _noisy_rows(model, x, y, explain, num_samples, batch_size, noise, seed, verb
             bar.add(len(e))
 
 
-def _sensitivities(model, x, y, explain, num_samples, radius, batch_size, seed, verbose):
+def _sensitivities(model, x, y, explain, num_samples, radius, batch_size, seed, verbose, name):
     """`||a(x) - a(x')|| / ||a(x)||` per sample and example, `[B, S]` float64."""
-    x, y, explain, num_samples, batch_size = _setup(model, x, y, explain, num_samples, batch_size)
+    x, y, explain, num_samples, batch_size = _setup(model, x, y, explain, num_samples, batch_size, seed, name)
     radius = _checks.non_negative(radius, "radius")
     clean = _base.flat(_base.explain_in_chunks(model, explain, x, y, batch_size))
     _base.warn_constant(clean, "max/avg sensitivity", "an all-zero map scores inf (0 in the denominator, as in Quantus)")
@@ -109,7 +112,7 @@ def max_sensitivity(
     )
     ```
     """
-    values = _sensitivities(model, x, y, explain, num_samples, radius, batch_size, seed, verbose)
+    values = _sensitivities(model, x, y, explain, num_samples, radius, batch_size, seed, verbose, "max_sensitivity")
     return np.nanmax(values, axis=1)
 
 
@@ -131,7 +134,7 @@ def avg_sensitivity(
     s = keras_interp.metrics.avg_sensitivity(model, x, y, "vanilla_gradient", seed=0)
     ```
     """
-    values = _sensitivities(model, x, y, explain, num_samples, radius, batch_size, seed, verbose)
+    values = _sensitivities(model, x, y, explain, num_samples, radius, batch_size, seed, verbose, "avg_sensitivity")
     return np.nanmean(values, axis=1)
 
 
@@ -188,7 +191,9 @@ def local_lipschitz_estimate(
             '`normalise` must be "batch", "example" or None. Received: '
             f"normalise={normalise!r}"
         )
-    x, y, explain, num_samples, batch_size = _setup(model, x, y, explain, num_samples, batch_size)
+    x, y, explain, num_samples, batch_size = _setup(
+        model, x, y, explain, num_samples, batch_size, seed, "local_lipschitz_estimate"
+    )
     std = _checks.non_negative(std, "std")
     clean = _base.flat(_base.explain_in_chunks(model, explain, x, y, batch_size))
     _base.warn_constant(

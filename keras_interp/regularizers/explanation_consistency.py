@@ -42,7 +42,9 @@ class ExplanationConsistency(Regularizer):
       seed=batch.seed)` of shape `[K * B, ...]`, neighbour-major (rows
       `k * B` to `(k + 1) * B - 1` are `x_k`), so with
       `RegularizedModel(..., seed=s)` the i-th regulariser's neighbours are
-      reproducible from `keras.random.SeedGenerator(s + i)`. Under a
+      reproducible from
+      `keras_interp._seeds.generator(keras_interp._seeds.mix(s, 0, i))`
+      (see `RegularizedModel`). Under a
       `tf.distribute` strategy each replica takes its rows of that draw
       for the global batch (`keras_interp.backend.draw_rows`).
     - `phi(g, z)` is the vanilla gradient of the logit of the labelled

@@ -3,6 +3,7 @@
 import keras
 
 from keras_interp import _checks
+from keras_interp import _seeds
 from keras_interp import backend
 from keras_interp.attribution._scores import score_model
 from keras_interp.regularizers.base import Regularizer
@@ -27,7 +28,10 @@ def jacobian_norm_estimate(model, x, num_projections=1, seed=None):
             bypassed).
         x: float batch `[B, ...]`.
         num_projections: n, random output directions per sample, >= 1.
-        seed: an int, None or a `keras.random.SeedGenerator`.
+        seed: an int (hashed, `keras_interp._seeds.generator`), None (a
+            seed drawn from NumPy's global state) or a
+            `keras.random.SeedGenerator`, drawn from as it is (a training
+            step's own generator).
 
     Returns:
         A scalar tensor, differentiable with respect to the model's weights.
@@ -39,6 +43,7 @@ def jacobian_norm_estimate(model, x, num_projections=1, seed=None):
     ```
     """
     num_projections = _checks.positive_int(num_projections, "num_projections")
+    seed = _seeds.generator(seed)
     logits = score_model(model, "logits")
     num_classes = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else None
     xs = keras.ops.tile(x, (num_projections,) + (1,) * (len(x.shape) - 1))

@@ -80,3 +80,18 @@ def test_bad_hyperparameters_are_rejected():
         attribution.smooth(attribution.vanilla_gradient, num_samples=0)
     with pytest.raises(ValueError, match="Received: noise=-1.0"):
         attribution.smooth(attribution.vanilla_gradient, noise=-1)
+
+
+@pytest.mark.parametrize("method", [None, "vanilla_gradient", 3])
+def test_a_method_that_is_not_callable_is_rejected(method):
+    with pytest.raises(TypeError, match=rf"`method`.*Received: method={method!r}"):
+        attribution.smooth(method)
+
+
+def test_seeds_are_checked():
+    model, _ = mlp(seed=0, in_shape=(6,))
+    x = np.zeros((2, 6), "float32")
+    with pytest.raises(TypeError, match=r"Received: seed=0\.5"):
+        attribution.smoothgrad(model, x, num_samples=2, seed=0.5)
+    with pytest.raises(ValueError, match="Received: seed=-3"):
+        attribution.smoothgrad(model, x, num_samples=2, seed=-3)
