@@ -123,8 +123,18 @@ def checked(model, data):
 
 
 def raised_by_a_check(error):
-    """The `ValueError` for a dataset check that tripped inside TensorFlow, or None."""
-    match = re.search(re.escape(_MARKER) + r"\D*(\d+)", str(error))
+    """The `ValueError` for a dataset check that tripped, or None.
+
+    TensorFlow reports a check that fails inside its input pipeline (a
+    `tf.data` assertion, or the `ValueError` of a `PyDataset` batch, which
+    Keras reads through `tf.data` on that backend) as its own error; the
+    check's message is recovered from it.
+    """
+    text = str(error)
+    match = re.search(r"Batch \d+ \(counting from 0\) of the dataset is bad: [^\n]*", text)
+    if match is not None:
+        return ValueError(match.group(0))
+    match = re.search(re.escape(_MARKER) + r"\D*(\d+)", text)
     if match is None:
         return None
     return ValueError(

@@ -5,6 +5,7 @@ import threading
 import keras
 import numpy as np
 
+from keras_interp import _fit_checks
 from keras_interp import _seeds
 from keras_interp import backend
 from keras_interp import regularizers as regularizers_lib
@@ -215,6 +216,7 @@ class RegularizedModel(keras.Model):
             )
         seed = _seeds.check(seed)
         _single_output(model)
+        _fit_checks.num_classes(model)
 
         self.model = model
         self.regularizers = regularizers
@@ -380,52 +382,31 @@ class RegularizedModel(keras.Model):
         return logs
 
     def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`, after checking the data (see `_fit_checks`).
+
+        In-memory `x`, `y` and `validation_data` are checked before the
+        first epoch; a `PyDataset` or `tf.data.Dataset` (also as
+        validation data) batch by batch as it is read, its first bad batch
+        ending `fit` with a `ValueError` that says which batch.
+        """
         backend.check_distribution()
-        self._check_inputs(x)
-        self._check_labels(y)
-        return super().fit(x, y, *args, **kwargs)
-
-    @staticmethod
-    def _check_inputs(x):
-        """Rejects in-memory inputs with NaN or inf, before training."""
-        if hasattr(x, "shape") and hasattr(x, "dtype"):
-            x = np.asarray(x)
-            if x.dtype.kind == "f" and not np.isfinite(x).all():
-                raise ValueError(
-                    "`x` must be finite: the regularisers' perturbations and "
-                    f"gradients turn NaN or inf into NaN losses. Received: x with "
-                    f"{np.size(x) - np.isfinite(x).sum()} non-finite values"
-                )
-
-    def _check_labels(self, y):
-        """Rejects in-memory labels that cannot match the output, before training."""
-        if y is None or not hasattr(y, "shape") or not hasattr(y, "dtype"):
-            return
-        outputs = getattr(self.model, "outputs", None)
-        if outputs is None:
-            return
-        classes = outputs[0].shape[-1]
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[-1] == 1:
-            y = y[:, 0]
-        if y.ndim == 1:
-            if y.size and (np.min(y) < 0 or np.max(y) >= classes or np.any(y != np.round(y))):
-                raise ValueError(
-                    f"Class-index labels must be integers in [0, {classes}) for a "
-                    f"model with {classes} outputs. Received: labels in "
-                    f"[{np.min(y)}, {np.max(y)}]"
-                )
-        elif y.ndim == 2:
-            if y.shape[-1] != classes:
-                raise ValueError(
-                    f"One-hot labels must have {classes} columns, one per model "
-                    f"output. Received: y.shape={y.shape}"
-                )
-        else:
-            raise ValueError(
-                "Labels must be class indices [batch] or one-hot [batch, "
-                f"classes]. Received: y.shape={y.shape}"
+        _fit_checks.check_arrays(self.model, x, y)
+        validation = kwargs.get("validation_data")
+        arrays = _fit_checks.labels_of(validation)
+        if arrays is not None:
+            _fit_checks.check_arrays(
+                self.model, *arrays, names=("validation_data[0]", "validation_data[1]")
             )
+        elif validation is not None:
+            kwargs["validation_data"] = _fit_checks.checked(self.model, validation)
+        x = _fit_checks.checked(self.model, x)
+        try:
+            return super().fit(x, y, *args, **kwargs)
+        except Exception as error:
+            found = _fit_checks.raised_by_a_check(error)
+            if found is None:
+                raise
+            raise found from None
 
     # Keras saves no seed-generator state; saving it here makes a reloaded
     # model (or one resumed by BackupAndRestore) continue the same draws.

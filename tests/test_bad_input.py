@@ -51,6 +51,11 @@ def test_attributions_refuse_non_finite_inputs(cnn, method, value):
         ki.attribution.get(name)(cnn, with_bad_value(images(), value), seed=0, **hyper)
 
 
+def test_gradient_shap_refuses_non_finite_baselines(cnn):
+    with pytest.raises(ValueError, match="`baselines` must be finite"):
+        ki.attribution.gradient_shap(cnn, images(), baselines=with_bad_value(images(), np.inf), num_samples=2)
+
+
 def test_integrated_gradients_refuses_a_non_finite_baseline(cnn):
     baseline = with_bad_value(images(), np.nan)[1]
     with pytest.raises(ValueError, match="`baseline` must be finite"):

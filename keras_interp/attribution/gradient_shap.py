@@ -11,7 +11,7 @@ def _references(baselines, x):
     """The baseline distribution as `[M, ...]` references to draw from."""
     if baselines is None:
         return keras.ops.zeros_like(x[:1])
-    b = keras.ops.convert_to_tensor(baselines, x.dtype)
+    b = _checks.finite(keras.ops.convert_to_tensor(baselines, x.dtype), "baselines")
     if tuple(b.shape) == tuple(x.shape[1:]):
         return b[None]
     if len(b.shape) == len(x.shape) and tuple(b.shape[1:]) == tuple(x.shape[1:]):
