@@ -56,7 +56,25 @@ def check_arrays(model, x, y, names=("x", "y")):
             raise TypeError(f"{_FLOAT_NEEDED}. Received: {names[0]}.dtype={dtype}")
         _checks.floating_input(x, names[0], model=model)
     if _is_array(y) and _is_array(x):
-        _checks.class_labels(y, x.shape[0], classes, names[1])
+        _targets(y, x.shape[0], classes, names[1])
+
+
+def _targets(y, num_examples, classes, name):
+    """Class indices are checked like every label; `[B, C]` targets only by shape.
+
+    A compiled loss may train on any `[B, C]` target (a teacher's logits
+    for distillation), so only their width and finiteness are checked.
+    """
+    shape = tuple(y.shape)
+    if len(shape) != 2 or shape[1] == 1:
+        _checks.class_labels(y, num_examples, classes, name)
+        return
+    _checks.finite(keras.ops.convert_to_tensor(y), name)
+    if (classes is not None and shape[1] != classes) or shape[0] != num_examples:
+        raise ValueError(
+            f"Targets `{name}` shaped [batch, classes] must have {num_examples} rows and "
+            f"{classes} columns, one per model output. Received: {name}.shape={tuple(y.shape)}"
+        )
 
 
 def _batch_parts(batch):
@@ -75,7 +93,7 @@ def check_batch(model, batch, index, classes):
                 raise TypeError(f"{_FLOAT_NEEDED}. Received: x.dtype={dtype}")
             _checks.floating_input(x, "x", model=model)
             if _is_array(y):
-                _checks.class_labels(y, x.shape[0], classes, "y")
+                _targets(y, x.shape[0], classes, "y")
     except (TypeError, ValueError) as e:
         raise type(e)(f"Batch {index} (counting from 0) of the dataset is bad: {e}") from None
 

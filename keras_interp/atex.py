@@ -155,7 +155,8 @@ def sample_around(
             direction across: `"uniform"` (default), `u ~ U(0, 1)` per
             feature as in the paper, or `"normal"`, `u ~ N(0, 1)`, which
             makes it uniformly random in the orthogonal plane.
-        clip: `(lo, hi)` data range to clip the samples to, or None.
+        clip: the valid input range: None leaves the samples unconstrained,
+            a `(lo, hi)` tuple clips them to it. No data range is assumed.
 
     Returns:
         `(x_along, x_across)`: float32 NumPy arrays `[B * num_along, ...]` and
@@ -165,7 +166,7 @@ def sample_around(
     """
     if across not in ACROSS:
         raise ValueError(f"`across` must be one of {ACROSS}. Received: across={across!r}")
-    _check_clip(clip)
+    clip = _checks.clip_range(clip)
     b = x.shape[0]
     features = tuple(x.shape[1:])
     flat = (1,) * len(features)
@@ -237,7 +238,9 @@ class ATEXDataset(keras.utils.PyDataset):
         across: the draw of the directions across phi: `"uniform"`
             (default, the paper's `u ~ U(0, 1)`) or `"normal"` (see
             `sample_around`).
-        clip: `(lo, hi)` to clip samples to, or None (default).
+        clip: the valid input range: None (default) leaves the samples
+            unconstrained, a `(lo, hi)` tuple clips them to it (see the
+            module notes on why clipping bends the samples).
         shuffle: shuffle the seed instances each epoch. Defaults to True.
         directions: precomputed `explanation_directions(teacher, x)`, to
             share between datasets of the same teacher and inputs (e.g. a
@@ -291,7 +294,7 @@ class ATEXDataset(keras.utils.PyDataset):
         if across not in ACROSS:
             raise ValueError(f"`across` must be one of {ACROSS}. Received: across={across!r}")
         self.across = across
-        self.clip = _check_clip(clip)
+        self.clip = _checks.clip_range(clip)
         self.shuffle = bool(shuffle)
         self.seed = _seeds.draw() if _seeds.check(seed) is None else seed
         self.epoch = 0
@@ -358,14 +361,6 @@ class ATEXDataset(keras.utils.PyDataset):
     def on_epoch_end(self):
         self.epoch += 1
         self._order = self._permutation()
-
-
-def _check_clip(clip):
-    if clip is not None and (len(clip) != 2 or not clip[0] < clip[1]):
-        raise ValueError(
-            f"`clip` must be None or a data range (lo, hi) with lo < hi. Received: clip={clip!r}"
-        )
-    return clip
 
 
 def _progress(items, verbose):

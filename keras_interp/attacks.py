@@ -71,7 +71,9 @@ def fgsm(model, x, y=None, *, epsilon, clip=None):
         y: int labels `[batch]` or one-hot `[batch, classes]`; None uses
             the model's predictions.
         epsilon: L-inf size of the step, > 0.
-        clip: `(lo, hi)` data range to clip to, or None for no clipping.
+        clip: the valid input range: None (default) leaves the input
+            unconstrained, a `(lo, hi)` tuple clips to it. Either way the
+            result stays within `epsilon` of `x` (L-inf).
 
     Returns:
         The adversarial batch, a backend tensor shaped like `x`.
@@ -105,7 +107,8 @@ def pgd(
     Starting from `x` (or a random point of the epsilon ball), `steps`
     ascent steps on the cross-entropy: the gradient's sign (L-inf) or its
     L2-normalised direction (L2), times `step_size`, each followed by
-    projection onto the epsilon ball around `x` and clipping to `clip`.
+    projection onto the epsilon ball around `x` and clipping to `clip`
+    (where the two disagree, the ball wins).
     The L2 random start is a random direction at a radius drawn
     uniformly in [0, epsilon].
 
@@ -120,7 +123,10 @@ def pgd(
         norm: `"linf"` (default) or `"l2"`.
         random_start: start from a random point of the ball. Defaults to
             True.
-        clip: `(lo, hi)` data range, or None for no clipping.
+        clip: the valid input range: None (default) leaves the input
+            unconstrained, a `(lo, hi)` tuple clips every iterate to it. No
+            data range is assumed. Either way the result stays in the
+            epsilon ball around `x`, also where `x` lies outside `clip`.
         seed: seed of the random start: an int, None, or a
             `keras.random.SeedGenerator` (which a training step passes so
             the draws advance from step to step). Inside a `tf.distribute`
@@ -168,7 +174,19 @@ def projected_gradient_descent(model, x, y, *, epsilon, steps, step_size, norm, 
             delta = keras.ops.clip(delta, -epsilon, epsilon)
         else:
             delta = delta * keras.ops.minimum(1.0, epsilon / _l2_norm(delta))
-        return _clip(x + delta, clip)
+        x_adv = _clip(x + delta, clip)
+        if clip is None:
+            return x_adv
+        # Back into the ball, so that it always wins over `clip`: for an `x`
+        # inside `clip` nothing moves (clipping only pulls towards `x`), and
+        # an `x` outside it (a wrong data range) moves at most epsilon
+        # instead of jumping into `clip`. Iterates already in the ball are
+        # kept as they are, bit for bit.
+        if norm == "linf":
+            return keras.ops.clip(x_adv, x - epsilon, x + epsilon)
+        length = _l2_norm(x_adv - x)
+        shrunk = x + (x_adv - x) * (epsilon / length)
+        return keras.ops.where(length > epsilon, shrunk, x_adv)
 
     x_adv = x
     if random_start:
@@ -320,8 +338,10 @@ def _compile_step(model_ref, sign):
             return sign * share
 
         g = backend.grad(objective)(x_adv)
-        x_adv = keras.ops.clip(x_adv + step_size * keras.ops.sign(g), x - epsilon, x + epsilon)
-        x_adv = keras.ops.clip(x_adv, lo, hi)
+        # The data range first and the ball last, so the ball always wins: an
+        # `x` outside `[lo, hi]` (a wrong data range) moves at most epsilon.
+        x_adv = keras.ops.clip(x_adv + step_size * keras.ops.sign(g), lo, hi)
+        x_adv = keras.ops.clip(x_adv, x - epsilon, x + epsilon)
         predicted = keras.ops.cast(keras.ops.argmax(logits(x_adv), axis=-1), "int32")
         same = keras.ops.reshape(predicted == classes, (-1,) + (1,) * (len(x.shape) - 1))
         return x_adv, keras.ops.where(same, x_adv, kept)
@@ -343,7 +363,7 @@ def manipulate_explanation(
     top_k=50,
     region=None,
     region_size=5,
-    clip=(0.0, 1.0),
+    clip=None,
     seed=None,
     batch_size=None,
 ):
@@ -364,9 +384,10 @@ def manipulate_explanation(
       per example in the paper).
 
     Each of `steps` iterations takes a signed-gradient step of size
-    `step_size` on the share, projects onto `||x~ - x||_inf <= epsilon` and
-    clips to `clip`. The gradient of the share goes through the explanation,
-    i.e. through second derivatives of the model: on a ReLU network those
+    `step_size` on the share, clips to `clip` and projects onto
+    `||x~ - x||_inf <= epsilon` (where the two disagree, the ball wins).
+    The gradient of the share goes through the explanation, i.e. through
+    second derivatives of the model: on a ReLU network those
     are zero and `x` comes back unchanged. Attack a smooth model, e.g. one
     whose ReLUs are replaced by softplus (`keras_interp.models.with_softplus`,
     the B-smoothing of the paper), as both papers do.
@@ -399,8 +420,11 @@ def manipulate_explanation(
             top-left corner of a `region_size` square. Defaults to None: a
             random `region_size` square per example, drawn from `seed`.
         region_size: side of the square region. Defaults to 5.
-        clip: `(lo, hi)` data range, or None for no clipping. Defaults to
-            `(0.0, 1.0)`.
+        clip: the valid input range: None (default) leaves the input
+            unconstrained, a `(lo, hi)` tuple clips every iterate to it
+            (pass `(0.0, 1.0)` for images in [0, 1], `(0, 255)` for raw
+            pixels). No data range is assumed. Either way the result stays
+            within `epsilon` of `x`, also where `x` lies outside `clip`.
         seed: int seed of the random regions (a NumPy generator, so the
             regions are the same on every backend), or None.
         batch_size: examples attacked together; a second-order step holds

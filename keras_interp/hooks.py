@@ -90,7 +90,7 @@ def select_layers(model, specs, argument="layers"):
                     if not matches:
                         raise ValueError(
                             f"`{argument}` names a layer that {model.name!r} does not have. "
-                            f"Available paths: {_listed([p for p, _ in paths])}. "
+                            f"Available layers: {_listed([p for p, _ in paths])}. "
                             f"Received: {argument}={specs!r}"
                         )
             else:

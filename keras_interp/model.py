@@ -8,6 +8,8 @@ import numpy as np
 from keras_interp import _fit_checks
 from keras_interp import _seeds
 from keras_interp import backend
+from keras_interp import hooks
+from keras_interp import shared_masks
 from keras_interp import regularizers as regularizers_lib
 from keras_interp.layers import SpherePerturbation
 
@@ -24,10 +26,24 @@ class _Probe:
     model's own forward pass recomputes instead of reading stale values.
     """
 
-    def __init__(self, model, layers):
-        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-        outputs = _outputs_in_graph(model, layers)
-        self.model = keras.Model(inputs, [model.outputs[0]] + outputs)
+    def __init__(self, model, layers, copies, chunked):
+        paths = [layer for _, layer in hooks.layer_paths(model)]
+        bad = shared_masks.unsupported(paths)
+        random = [layer for layer in paths if isinstance(layer, shared_masks.MULTIPLICATIVE + shared_masks.ADDITIVE)]
+        if bad or (chunked and random):
+            names = [layer.name for layer in (bad or random)]
+            raise ValueError(
+                "NsLoss needs every example and its perturbed copies to see the "
+                "same network, so a random layer must draw once per example. "
+                "Dropout, SpatialDropout, GaussianDropout and GaussianNoise do "
+                "(without `chunk_size`); random augmentation layers cannot: "
+                "augment in the data pipeline instead (e.g. `tf.data` or a "
+                f"PyDataset). Received: random layers {names}"
+                + (" with chunk_size" if not bad else "")
+            )
+        # One pass with the nested models' layers exposed (see `hooks`),
+        # random layers drawing once per example (see `shared_masks`).
+        self.model = hooks.probe(model, layers, call=shared_masks.call(copies))
         self._cache = {}
 
     def remember(self, y_pred, activations):
@@ -54,42 +70,6 @@ class _Probe:
         if entry is not None and entry[0] is y_pred:
             return entry[1]
         return None
-
-
-def _outputs_in_graph(model, layers):
-    """Each layer's output tensor in `model`'s own graph.
-
-    `layer.output` is the output of the layer's first call, which need not
-    be in `model`'s graph: a Sequential model rebuilds its graph each time
-    a layer is added (as `keras.saving.load_model` does), so in a loaded
-    model the first layer has one call per layer after it. A sub-model on
-    those first calls' outputs runs the early layers once per call: the
-    same activations, but slower, and with gradients summed in another
-    order, so a reloaded model drifted from the original (by 1e-5 to 1e-4
-    in nine Adam steps). The model's own call of each layer is found by
-    walking its graph back from its outputs.
-    """
-    wanted = {id(layer) for layer in layers}
-    found = {}
-    seen = set()
-    stack = list(model.outputs)
-    while stack:
-        tensor = stack.pop()
-        history = getattr(tensor, "_keras_history", None)
-        if history is None or id(tensor) in seen:
-            continue
-        seen.add(id(tensor))
-        operation, node_index, _ = history
-        node = operation._inbound_nodes[node_index]
-        if id(operation) in wanted:
-            # A layer called more than once in the graph: its first call,
-            # as `layer.output` gives.
-            previous = found.get(id(operation))
-            if previous is None or node_index < previous[0]:
-                values = node.output_tensors
-                found[id(operation)] = (node_index, values[0] if len(values) == 1 else values)
-        stack.extend(keras.tree.flatten(node.input_tensors))
-    return [found[id(layer)][1] if id(layer) in found else layer.output for layer in layers]
 
 
 def _single_output(model):
@@ -238,8 +218,8 @@ class RegularizedModel(keras.Model):
                         "starting with keras.Input). Received: a subclassed model "
                         f"{model.name!r} without `inputs`"
                     )
-                self._probe = _Probe(model, reg.hooked_layers(model))
                 self._chunked = reg.chunk_size is not None
+                self._probe = _Probe(model, reg.hooked_layers(model), reg.num_perturbations + 1, self._chunked)
         self.perturbation, self.seed_generators = self._random_streams(_TRAINING)
         if self.evaluate_regularizers:
             # A stream of its own, restarted by every `evaluate`: validation

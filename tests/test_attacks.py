@@ -38,6 +38,56 @@ def test_pgd_stays_in_the_ball_and_the_data_range(norm):
     assert out.min() >= 0.0 and out.max() <= 1.0
 
 
+def pixel_model():
+    """A linear classifier on raw 0-255 pixels that rescales them itself."""
+    model = keras.Sequential(
+        [
+            keras.Input((4, 4, 1)),
+            keras.layers.Rescaling(1.0 / 255),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3),
+        ]
+    )
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0, 1, w.shape).astype("float32") for w in model.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("attack", ["fgsm", "pgd_linf", "pgd_l2"])
+def test_on_0_255_pixels_the_ball_holds_with_or_without_a_data_range(attack):
+    # No attack may assume a [0, 1] range: with epsilon 8 on raw pixels no
+    # pixel moves by more than 8 (L-inf) or the L2 ball's radius.
+    model = pixel_model()
+    x = np.round(np.random.default_rng(1).uniform(0, 255, size=(8, 4, 4, 1))).astype("float32")
+    x[:, 0, 0, 0] = 255.0  # pixels at the top of the range, to push past it
+    x[:, 0, 1, 0] = 0.0
+    eps = 40.0 if attack == "pgd_l2" else 8.0
+
+    def run(clip):
+        if attack == "fgsm":
+            out = attacks.fgsm(model, x, epsilon=eps, clip=clip)
+        else:
+            norm = "l2" if attack == "pgd_l2" else "linf"
+            out = attacks.pgd(model, x, epsilon=eps, norm=norm, steps=5, clip=clip, seed=0)
+        out = to_numpy(out)
+        delta = (out - x).reshape(len(x), -1)
+        size = np.linalg.norm(delta, axis=1) if attack == "pgd_l2" else np.abs(delta).max(1)
+        assert (size <= eps * (1 + 1e-5)).all(), size
+        return out, size
+
+    free, size = run(None)
+    assert size.max() > 0.5 * eps  # it moved
+    if attack != "pgd_l2":
+        assert free.min() >= x.min() - eps - 1e-3 and free.max() <= x.max() + eps + 1e-3
+    # Unconstrained means unclipped.
+    assert free.max() > 255.0 or free.min() < 0.0
+    clipped, size = run((0, 255))
+    assert clipped.min() >= 0.0 and clipped.max() <= 255.0
+    assert size.max() > 0.5 * eps
+    # A wrong data range cannot pull the pixels out of the ball.
+    run((0.0, 1.0))
+
+
 def test_pgd_same_seed_same_result():
     model, _, _ = linear(seed=0, in_shape=(5,), classes=3)
     x = np.random.default_rng(1).uniform(size=(4, 5)).astype("float32")

@@ -71,7 +71,9 @@ def sign_noise(x, eps, seed=2):
 @pytest.mark.parametrize("mode", ["untargeted", "targeted"])
 def test_result_stays_in_the_ball_and_the_data_range(model, x, mode):
     out = to_numpy(
-        attacks.manipulate_explanation(model, x, mode=mode, epsilon=EPS, steps=STEPS, seed=0)
+        attacks.manipulate_explanation(
+            model, x, mode=mode, epsilon=EPS, steps=STEPS, clip=(0.0, 1.0), seed=0
+        )
     )
     assert out.shape == x.shape
     size = np.abs(out - x).reshape(len(x), -1).max(1)
@@ -83,6 +85,32 @@ def test_result_stays_in_the_ball_and_the_data_range(model, x, mode):
     assert ((x + EPS > 1.0) & (out == 1.0)).any()
 
 
+def test_on_0_255_pixels_the_ball_holds_with_or_without_a_data_range(x):
+    # Raw pixels, rescaled by the model itself: the attack must assume no
+    # [0, 1] range (an old default clipped such pixels by up to 254).
+    model = keras.Sequential([keras.Input((10, 10, 2)), keras.layers.Rescaling(1.0 / 255)])
+    for layer in softplus_cnn().layers:
+        model.add(layer)
+    pixels = np.round(255 * x).astype("float32")
+    eps = 8.0
+
+    def attack(clip):
+        out = attacks.manipulate_explanation(model, pixels, epsilon=eps, steps=5, clip=clip)
+        out = to_numpy(out)
+        assert (np.abs(out - pixels) <= eps + 1e-3).all()
+        return out
+
+    free = attack(None)
+    assert free.min() >= pixels.min() - eps - 1e-3 and free.max() <= pixels.max() + eps + 1e-3
+    # Unconstrained means unclipped: pixels near 255 went past it.
+    assert free.max() > 255.0
+    clipped = attack((0, 255))
+    assert clipped.min() >= 0.0 and clipped.max() <= 255.0
+    assert np.abs(clipped - pixels).max() > 0.5 * eps  # it moved
+    # A wrong data range cannot pull the pixels out of the ball.
+    attack((0.0, 1.0))
+
+
 def test_prediction_is_kept_where_the_ball_holds_other_labels(model, x):
     eps = 0.5
     clean = predictions(model, x)
@@ -90,7 +118,7 @@ def test_prediction_is_kept_where_the_ball_holds_other_labels(model, x):
     flipped = predictions(model, attacks.pgd(model, x, epsilon=eps, clip=(0.0, 1.0), seed=0))
     assert (flipped != clean).mean() > 0.5
     # ...and yet every manipulated example keeps its label.
-    out = attacks.manipulate_explanation(model, x, epsilon=eps, steps=STEPS)
+    out = attacks.manipulate_explanation(model, x, epsilon=eps, steps=STEPS, clip=(0.0, 1.0))
     np.testing.assert_array_equal(predictions(model, out), clean)
     assert (np.abs(to_numpy(out) - x).reshape(len(x), -1).max(1) > 0).mean() > 0.5
 
@@ -101,7 +129,7 @@ def test_untargeted_attack_beats_noise_on_the_top_k_share_and_rank_correlation(m
     s0 = saliency(model, x, clean)
     top = np.zeros(s0.reshape(len(x), -1).shape)
     np.put_along_axis(top, np.argsort(-s0.reshape(len(x), -1), 1)[:, :k], 1.0, 1)
-    out = attacks.manipulate_explanation(model, x, epsilon=EPS, steps=STEPS, top_k=k)
+    out = attacks.manipulate_explanation(model, x, epsilon=EPS, steps=STEPS, top_k=k, clip=(0.0, 1.0))
     s_attack = saliency(model, out, clean)
     s_noise = saliency(model, sign_noise(x, EPS), clean)
     share_clean, share_attack, share_noise = (share(s, top) for s in (s0, s_attack, s_noise))
@@ -121,7 +149,7 @@ def test_targeted_attack_raises_the_share_of_the_region(model, x):
     region[5:10, 0:5] = True
     s0 = saliency(model, x, clean)
     out = attacks.manipulate_explanation(
-        model, x, mode="targeted", epsilon=EPS, steps=STEPS, region=region
+        model, x, mode="targeted", epsilon=EPS, steps=STEPS, region=region, clip=(0.0, 1.0)
     )
     share_clean = share(s0, region[None].repeat(len(x), 0))
     share_attack = share(saliency(model, out, clean), region[None].repeat(len(x), 0))
@@ -130,7 +158,7 @@ def test_targeted_attack_raises_the_share_of_the_region(model, x):
     assert (share_attack > share_noise).all(), (share_noise, share_attack)
     # A corner names the same square.
     corner = attacks.manipulate_explanation(
-        model, x, mode="targeted", epsilon=EPS, steps=STEPS, region=(5, 0)
+        model, x, mode="targeted", epsilon=EPS, steps=STEPS, region=(5, 0), clip=(0.0, 1.0)
     )
     np.testing.assert_array_equal(to_numpy(corner), to_numpy(out))
 

@@ -30,12 +30,20 @@ def _setup(model, x, y, explain, num_samples, batch_size, seed, name):
     return x, y, explain, num_samples, batch_size
 
 
-def _noisy_rows(model, x, y, explain, num_samples, batch_size, noise, seed, verbose):
+def _data_range(x):
+    """Each example's `max(x) - min(x)`, float64 `[B]`."""
+    flat = np.asarray(keras.ops.convert_to_numpy(x), "float64").reshape(x.shape[0], -1)
+    return flat.max(axis=1) - flat.min(axis=1)
+
+
+def _noisy_rows(model, x, y, explain, num_samples, batch_size, noise, seed, verbose, scale=None):
     """Yields `(s, e, noise_rows, explanation_rows)` over the (sample, example) grid.
 
     `noise(shape, rng)` draws the input noise of `shape[0]` rows with a
     NumPy generator (the same on every backend); the draws are made per
     sample and block of examples, so they do not depend on `batch_size`.
+    `scale`, float64 `[B]` or None, multiplies each example's noise after
+    the draw, so the draws (and the default scores) stay the same.
     """
     rng = _sampling.numpy_generator(seed)
     features = x.shape[1:]
@@ -47,17 +55,22 @@ def _noisy_rows(model, x, y, explain, num_samples, batch_size, noise, seed, verb
     bar = _base.progress(num_samples * x.shape[0], verbose, "explanation")
     grid = _sampling.sample_chunks(x.shape[0], num_samples, batch_size, draw)
     for s, e, drawn in grid:
-        noisy = _sampling.rows(x, e) + drawn["noise"]
+        delta = drawn["noise"]
+        if scale is not None:
+            factor = scale[e].astype("float32").reshape((-1,) + (1,) * len(features))
+            delta = delta * keras.ops.convert_to_tensor(factor)
+        noisy = _sampling.rows(x, e) + delta
         a = explain(model, noisy, y[e])
-        yield s, e, _base.flat(drawn["noise"]), _base.flat(keras.ops.convert_to_tensor(a))
+        yield s, e, _base.flat(delta), _base.flat(keras.ops.convert_to_tensor(a))
         if bar is not None:
             bar.add(len(e))
 
 
-def _sensitivities(model, x, y, explain, num_samples, radius, batch_size, seed, verbose, name):
+def _sensitivities(model, x, y, explain, num_samples, radius, relative_to_range, batch_size, seed, verbose, name):
     """`||a(x) - a(x')|| / ||a(x)||` per sample and example, `[B, S]` float64."""
     x, y, explain, num_samples, batch_size = _setup(model, x, y, explain, num_samples, batch_size, seed, name)
     radius = _checks.non_negative(radius, "radius")
+    scale = _data_range(x) if relative_to_range else None
     clean = _base.flat(_base.explain_in_chunks(model, explain, x, y, batch_size))
     _base.warn_constant(clean, "max/avg sensitivity", "an all-zero map scores inf (0 in the denominator, as in Quantus)")
     clean_norm = keras.ops.sqrt(keras.ops.sum(clean**2, axis=-1))
@@ -67,7 +80,7 @@ def _sensitivities(model, x, y, explain, num_samples, radius, batch_size, seed, 
 
     out = np.full((x.shape[0], num_samples), np.nan)
     for s, e, _, a in _noisy_rows(
-        model, x, y, explain, num_samples, batch_size, uniform, seed, verbose
+        model, x, y, explain, num_samples, batch_size, uniform, seed, verbose, scale
     ):
         index = keras.ops.convert_to_tensor(e, "int32")
         moved = keras.ops.sqrt(keras.ops.sum((keras.ops.take(clean, index, 0) - a) ** 2, axis=-1))
@@ -77,7 +90,17 @@ def _sensitivities(model, x, y, explain, num_samples, radius, batch_size, seed, 
 
 @_base.metric(higher_is_better=False)
 def max_sensitivity(
-    model, x, y, explain, *, num_samples=200, radius=0.2, batch_size=None, seed=None, verbose=1
+    model,
+    x,
+    y,
+    explain,
+    *,
+    num_samples=200,
+    radius=0.2,
+    relative_to_range=False,
+    batch_size=None,
+    seed=None,
+    verbose=1,
 ):
     """Max-sensitivity (Yeh et al. 2019), as Quantus 0.6.0 computes it.
 
@@ -86,6 +109,16 @@ def max_sensitivity(
     input element (no clipping), where `a` is `explain` for the label `y`.
     Attributions are flattened, not normalised, signs kept (Quantus'
     `MaxSensitivity` defaults); samples giving NaN are skipped (`nanmax`).
+
+    The radius is in input units, so its meaning depends on the data
+    range: Quantus' 0.2 is 20% of the range of [0, 1] digits but only
+    about 4% of ImageNet-normalised images (`(x - mean) / std` with std
+    `(0.229, 0.224, 0.225)`): one channel spans `(1 - 0) / std`, 4.37 to
+    4.46 units (`0.2 / 4.44 = 4.5%`), and a whole RGB image at most
+    `(1 - 0.406) / 0.225 + 0.485 / 0.229 = 4.76` units (`0.2 / 4.76 =
+    4.2%`). `relative_to_range=True` makes the radius a
+    fraction of each example's range `max(x) - min(x)` instead, so the
+    same setting means the same noise whatever the units of the inputs.
 
     Args:
         model: a Keras classifier.
@@ -96,6 +129,10 @@ def max_sensitivity(
             `functools.partial` of one) or its name.
         num_samples: noisy copies per example. Defaults to 200.
         radius: half-width of the uniform noise. Defaults to 0.2.
+        relative_to_range: if True, the half-width is `radius` times each
+            example's range `max(x) - min(x)` (an example of constant
+            values gets no noise). Defaults to False: `radius` in input
+            units, as in Quantus.
         batch_size: rows (noisy copies) per `explain` call. Defaults to 256.
         seed: seed of the noise, drawn with NumPy: the scores do not
             depend on `batch_size` or on the backend.
@@ -112,18 +149,36 @@ def max_sensitivity(
     )
     ```
     """
-    values = _sensitivities(model, x, y, explain, num_samples, radius, batch_size, seed, verbose, "max_sensitivity")
+    values = _sensitivities(
+        model, x, y, explain, num_samples, radius, relative_to_range, batch_size, seed, verbose, "max_sensitivity"
+    )
     return np.nanmax(values, axis=1)
 
 
 @_base.metric(higher_is_better=False)
 def avg_sensitivity(
-    model, x, y, explain, *, num_samples=200, radius=0.2, batch_size=None, seed=None, verbose=1
+    model,
+    x,
+    y,
+    explain,
+    *,
+    num_samples=200,
+    radius=0.2,
+    relative_to_range=False,
+    batch_size=None,
+    seed=None,
+    verbose=1,
 ):
     """Avg-sensitivity (Yeh et al. 2019), as Quantus 0.6.0 computes it.
 
     As `max_sensitivity`, with the mean (`nanmean`) over the noisy copies
-    in place of the maximum.
+    in place of the maximum; `radius` and `relative_to_range` as there
+    (0.2 is 20% of the range of [0, 1] digits, about 4% of
+    ImageNet-normalised images).
+
+    Args:
+        model, x, y, explain, num_samples, radius, relative_to_range,
+            batch_size, seed, verbose: as in `max_sensitivity`.
 
     Returns:
         A float64 NumPy array `[B]`; lower is better.
@@ -134,7 +189,9 @@ def avg_sensitivity(
     s = keras_interp.metrics.avg_sensitivity(model, x, y, "vanilla_gradient", seed=0)
     ```
     """
-    values = _sensitivities(model, x, y, explain, num_samples, radius, batch_size, seed, verbose, "avg_sensitivity")
+    values = _sensitivities(
+        model, x, y, explain, num_samples, radius, relative_to_range, batch_size, seed, verbose, "avg_sensitivity"
+    )
     return np.nanmean(values, axis=1)
 
 
@@ -148,6 +205,7 @@ def local_lipschitz_estimate(
     num_samples=200,
     std=0.1,
     normalise="batch",
+    relative_to_range=False,
     batch_size=None,
     seed=None,
     verbose=1,
@@ -169,11 +227,23 @@ def local_lipschitz_estimate(
 
     A copy with `x' = x` (e.g. `std=0`) scores 0.
 
+    `std` is in input units: Quantus' 0.1 is 10% of the range of [0, 1]
+    digits, about 2% of ImageNet-normalised images (which span 4.4 to
+    4.8 units; see `max_sensitivity`).
+    `relative_to_range=True` measures both the noise and the distance
+    `||x - x'||_2` in units of each example's range `max(x) - min(x)`,
+    so the score does not depend on the units of the inputs (on inputs
+    whose range is 1 it is the default score).
+
     Args:
         model, x, y, explain, num_samples, batch_size, seed, verbose: as in
             `max_sensitivity`.
         std: standard deviation of the Gaussian noise. Defaults to 0.1.
         normalise: `"batch"` (default), `"example"` or None.
+        relative_to_range: if True, the noise's standard deviation is
+            `std` times each example's range and the distance is divided
+            by that range (an example of constant values gets no noise
+            and scores 0). Defaults to False: input units, as in Quantus.
 
     Returns:
         A float64 NumPy array `[B]`; lower is better.
@@ -195,6 +265,7 @@ def local_lipschitz_estimate(
         model, x, y, explain, num_samples, batch_size, seed, "local_lipschitz_estimate"
     )
     std = _checks.non_negative(std, "std")
+    scale = _data_range(x) if relative_to_range else None
     clean = _base.flat(_base.explain_in_chunks(model, explain, x, y, batch_size))
     _base.warn_constant(
         clean, "local_lipschitz_estimate", "a map that stays constant under the noise scores 0, the best score"
@@ -208,7 +279,7 @@ def local_lipschitz_estimate(
 
     out = np.full((x.shape[0], num_samples), np.nan)
     pending = None  # rows whose sample-batch is not complete yet
-    for chunk in _noisy_rows(model, x, y, explain, num_samples, batch_size, gaussian, seed, verbose):
+    for chunk in _noisy_rows(model, x, y, explain, num_samples, batch_size, gaussian, seed, verbose, scale):
         pending = chunk if pending is None else _join(pending, chunk)
         s, e = pending[0], pending[1]
         if normalise == "batch":
@@ -228,6 +299,11 @@ def local_lipschitz_estimate(
         index = keras.ops.convert_to_tensor(e, "int32")
         moved = keras.ops.sqrt(keras.ops.sum((keras.ops.take(clean, index, 0) - a) ** 2, axis=-1))
         distance = keras.ops.sqrt(keras.ops.sum(noise**2, axis=-1))
+        if scale is not None:
+            # In units of the range; a constant example (range 0) has no
+            # noise and scores 0 below, whatever it is divided by.
+            span = np.where(scale[e] > 0, scale[e], 1.0).astype("float32")
+            distance = distance / keras.ops.convert_to_tensor(span)
         # An unmoved input scores 0: whatever `moved` is then, it is
         # rounding from explaining the rows in batches of another size.
         out[e, s] = _base.scores(keras.ops.where(distance > 0, moved / (distance + 1e-10), 0.0))

@@ -7,6 +7,7 @@ import keras
 from keras_interp import _checks
 from keras_interp import _layer_classes
 from keras_interp import backend
+from keras_interp import hooks
 from keras_interp.regularizers.base import Regularizer
 
 
@@ -208,9 +209,12 @@ class NeuronSensitivity(Regularizer):
         epsilon: radius of the perturbation sphere, > 0, in input units.
         num_perturbations: N, perturbed copies per sample, >= 1. Defaults
             to 5, the paper's value.
-        layers: the layers whose outputs are hooked: layer names and/or
-            layer classes (every layer of that class). Defaults to every
-            layer that has weights, the logits layer included.
+        layers: the layers whose outputs are hooked, at any depth of
+            nested models: paths (`"backbone/block_1_expand"`), bare
+            layer names (unique at any depth) and/or layer classes (every
+            layer of that class at any depth). Defaults to every layer
+            that has weights, at any depth, the logits layer included
+            (paper 1 sums over every neuron of every layer).
         chunk_size: perturbed copies per forward pass, to bound memory.
             Defaults to None: the batch and all N copies go through the
             network as one pass of `(N + 1) * B` rows. With a chunk size
@@ -262,41 +266,19 @@ class NeuronSensitivity(Regularizer):
         )
 
     def hooked_layers(self, model):
-        """The layers of `model` whose outputs NsLoss is computed on.
+        """The layers of `model`, at any depth, whose outputs NsLoss is computed on.
+
+        Nested functional and Sequential models (a pretrained backbone
+        inside a classifier) are seen through: the default hooks every
+        layer with weights at any depth, containers excluded.
 
         Raises:
             ValueError: for a name that is not a layer of `model` (the
-                message lists the available names), or a selection that
-                matches no layer.
+                message lists the available paths), a bare name that
+                several nested layers share, or a selection that matches
+                no layer.
         """
-        candidates = [
-            layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)
-        ]
-        if self.layers is None:
-            chosen = [layer for layer in candidates if layer.weights]
-        else:
-            names = [layer.name for layer in candidates]
-            chosen = []
-            for spec in self.layers:
-                if isinstance(spec, str):
-                    if spec not in names:
-                        raise ValueError(
-                            f"`layers` names a layer that {model.name!r} does not "
-                            f"have. Available layers: {names}. Received: "
-                            f"layers={self.layers!r}"
-                        )
-                    matches = [candidates[names.index(spec)]]
-                else:
-                    matches = [layer for layer in candidates if isinstance(layer, spec)]
-                chosen += [layer for layer in matches if layer not in chosen]
-            # Hook in network order, whatever order the user listed them in.
-            chosen = [layer for layer in candidates if layer in chosen]
-        if not chosen:
-            raise ValueError(
-                f"NeuronSensitivity found no layer to hook in {model.name!r}. "
-                f"Received: layers={self.layers!r}"
-            )
-        return chosen
+        return hooks.select_layers(model, self.layers)
 
     def __call__(self, batch):
         if batch.perturbed is not None:

@@ -184,7 +184,10 @@ def test_faithfulness_estimate_default(case, monkeypatch):
     )
     expected = run_quantus(quantus.FaithfulnessEstimate(**QUIET), model, x, y, a)
     ours = metrics.faithfulness_estimate(model, x, y, a, verbose=0)
-    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-5)
+    # Both score float32 logits, in batches of other sizes (ours 256 rows,
+    # Quantus' 8): on a 2-core AVX2 machine the correlations then differed
+    # by up to 1.2e-5, within float32 rounding of 785 logit drops.
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=3e-5)
 
 
 # --- faithfulness correlation: Quantus replays our subsets ---------------------

@@ -2,6 +2,7 @@
 
 import functools
 
+import keras
 import numpy as np
 import pytest
 
@@ -84,6 +85,30 @@ def test_lipschitz_normalisation_matches_a_literal_computation():
     per_example = metrics.local_lipschitz_estimate(model, x, y, "input_x_gradient", normalise="example", **kwargs)
     batch = metrics.local_lipschitz_estimate(model, x, y, "input_x_gradient", **kwargs)
     assert not np.allclose(raw, per_example) and not np.allclose(batch, per_example)
+
+
+@pytest.mark.parametrize("metric", SENSITIVITY, ids=lambda m: m.__name__)
+def test_noise_relative_to_the_range_does_not_depend_on_the_units(metric):
+    # The same digits in [0, 1] and as 0-255 pixels, through models that see
+    # the same thing: relative radii give the same scores, absolute ones not.
+    x, y = images()
+    # Ranges that differ per example, so the scaling has to be per example.
+    x = x * np.linspace(0.5, 1.0, len(x), dtype="float32")[:, None, None, None]
+    unit = small_cnn(0)
+    pixels = keras.Sequential([keras.Input((10, 10, 2)), keras.layers.Rescaling(1.0 / 255)])
+    for layer in unit.layers:
+        pixels.add(layer)
+
+    def score(model, inputs, **kwargs):
+        return metric(model, inputs, y, "vanilla_gradient", num_samples=4, seed=0, verbose=0, **kwargs)
+
+    relative = score(unit, x, relative_to_range=True)
+    np.testing.assert_allclose(score(pixels, 255 * x, relative_to_range=True), relative, rtol=1e-3, atol=1e-6)
+    assert not np.allclose(relative, 0.0)
+    absolute = score(unit, x)
+    assert not np.allclose(score(pixels, 255 * x), absolute, rtol=0.1)
+    # On [0, 1] inputs the radius becomes a fraction of a smaller range.
+    assert not np.allclose(relative, absolute)
 
 
 def test_bad_arguments():
