@@ -7,6 +7,7 @@ from keras_interp import backend
 from keras_interp import callbacks
 from keras_interp import data
 from keras_interp import experiments
+from keras_interp import hooks
 from keras_interp import layers
 from keras_interp import metrics
 from keras_interp import models
@@ -26,6 +27,7 @@ __all__ = [
     "callbacks",
     "data",
     "experiments",
+    "hooks",
     "layers",
     "metrics",
     "models",
