@@ -47,4 +47,8 @@ def test_backends_agree(results, pair):
     assert sorted(a) == sorted(b)
     for key in a:
         assert np.abs(a[key]).max() > 1e-3, key  # not trivially zero
-        np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-5, err_msg=key)
+        # A rank correlation is a step function of the maps: maps that agree
+        # to 1e-5 (checked above) can swap near-tied ranks, which moved it
+        # by 4.5e-5 once TensorFlow's compiled gradients left the batch axis free.
+        tolerance = 1e-4 if key == "rank_correlation" else 1e-5
+        np.testing.assert_allclose(a[key], b[key], rtol=tolerance, atol=tolerance, err_msg=key)

@@ -84,8 +84,11 @@ def _save(fig, path, dpi):
 
     # The format is given, not read by matplotlib from the temporary name: a
     # `path` without an extension gets the default format, at `path` itself.
-    extension = os.path.splitext(os.fspath(path))[1][1:].lower()
     try:
+        if hasattr(path, "write"):  # a file object (TensorBoard images): nothing to replace
+            fig.savefig(path, dpi=dpi, format="png")
+            return
+        extension = os.path.splitext(os.fspath(path))[1][1:].lower()
         with _files.atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=dpi, format=extension or plt.rcParams["savefig.format"])
     finally:
