@@ -47,8 +47,11 @@ def test_backends_agree(results, pair):
     assert sorted(a) == sorted(b)
     for key in a:
         assert np.abs(a[key]).max() > 1e-3, key  # not trivially zero
-        # A rank correlation is a step function of the maps: maps that agree
-        # to 1e-5 (checked above) can swap near-tied ranks, which moved it
-        # by 4.5e-5 once TensorFlow's compiled gradients left the batch axis free.
-        tolerance = 1e-4 if key == "rank_correlation" else 1e-5
+        # Correlations amplify float32 rounding: a rank correlation is a step
+        # function of the maps (near-tied ranks swap), and a Pearson over 100
+        # logit drops divides small differences. With maps and logits equal
+        # to 1e-5, they differed across backends by up to 4.5e-5 on a 2-core
+        # AVX2 machine (the landed code too), so they get 1e-4.
+        correlation = key in ("rank_correlation", "faithfulness_correlation", "faithfulness_estimate")
+        tolerance = 1e-4 if correlation else 1e-5
         np.testing.assert_allclose(a[key], b[key], rtol=tolerance, atol=tolerance, err_msg=key)
