@@ -14,7 +14,7 @@ import keras_interp as ki
 from tests.conftest import linear
 from tests.conftest import small_cnn
 
-pytestmark = pytest.mark.multibackend
+pytestmark = pytest.mark.backends_in_ci
 
 METHODS = ("vanilla_gradient", "input_x_gradient", "smoothgrad", "integrated_gradients", "gradient_shap")
 

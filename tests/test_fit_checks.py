@@ -6,7 +6,7 @@ import pytest
 
 import keras_interp as ki
 
-pytestmark = pytest.mark.multibackend
+pytestmark = pytest.mark.backends_in_ci
 
 
 def classifier(classes=3):

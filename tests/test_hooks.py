@@ -7,7 +7,7 @@ import pytest
 import keras_interp as ki
 from keras_interp import hooks
 
-pytestmark = pytest.mark.multibackend
+pytestmark = pytest.mark.backends_in_ci
 
 CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 

@@ -75,7 +75,7 @@ def _grid():
     return points.astype("float32")[None, :]
 
 
-@pytest.mark.multibackend
+@pytest.mark.backends_in_ci
 @pytest.mark.parametrize("name, make, stand_in, args", _CASES, ids=[c[0] for c in _CASES])
 def test_each_stand_in_is_its_formula_and_tends_to_the_original(name, make, stand_in, args):
     model = _one_activation_model(make)
@@ -180,7 +180,7 @@ _NESTED_REWRITTEN = {
 }
 
 
-@pytest.mark.multibackend
+@pytest.mark.backends_in_ci
 def test_nested_models_are_rewritten_at_every_depth_without_sharing_variables():
     model = _nested_small()
     model.compile(optimizer="sgd", loss="mse")
@@ -222,7 +222,7 @@ def _curvature(model, x):
     return to_numpy(backend.grad(lambda t: keras.ops.sum(first(t)))(x))
 
 
-@pytest.mark.multibackend
+@pytest.mark.backends_in_ci
 def test_second_derivatives_are_zero_before_and_non_zero_after():
     model = _nested_small(2, smooth=None)
     x = _x(3)
@@ -231,7 +231,7 @@ def test_second_derivatives_are_zero_before_and_non_zero_after():
     assert np.all(np.isfinite(curvature)) and np.abs(curvature).min() > 1e-6
 
 
-@pytest.mark.multibackend
+@pytest.mark.backends_in_ci
 def test_save_and_load_round_trip_of_a_rewritten_nested_model(tmp_path):
     model = _nested_small(4)
     smooth = models.with_softplus(model, 5.0)
@@ -248,7 +248,7 @@ def test_save_and_load_round_trip_of_a_rewritten_nested_model(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.multibackend
+@pytest.mark.backends_in_ci
 def test_smooth_nonlinearities_are_kept_and_reported():
     inputs = keras.Input((6,))
     h = L.Activation("gelu", name="a_gelu")(L.Dense(6, activation="swish", name="d_swish")(inputs))
@@ -274,7 +274,7 @@ def test_smooth_nonlinearities_are_kept_and_reported():
     np.testing.assert_allclose(to_numpy(smooth(x)), to_numpy(model(x)), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.multibackend
+@pytest.mark.backends_in_ci
 def test_a_model_without_relu_family_warns():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="tanh")])
     with pytest.warns(UserWarning, match="no ReLU-family activation.*kept: tanh"):
@@ -283,7 +283,7 @@ def test_a_model_without_relu_family_warns():
     assert report.kept == {smooth.layers[0].name: "tanh"}
 
 
-@pytest.mark.multibackend
+@pytest.mark.backends_in_ci
 @pytest.mark.parametrize(
     "kwargs, message",
     [
