@@ -133,7 +133,8 @@ def probe(model, layers, call=None):
     Returns:
         A `keras.Model` whose first output is `model`'s output.
     """
-    wanted = [layer for layer in layers]
+    wanted = list(layers)
+    wanted_ids = {id(layer) for layer in wanted}
     found = {}
     leaf = call or (lambda layer, *args, **kwargs: layer(*args, **kwargs))
 
@@ -141,7 +142,7 @@ def probe(model, layers, call=None):
         if _is_graph_model(layer):
             return _inline(layer, args, kwargs)
         outputs = leaf(layer, *args, **kwargs)
-        if any(layer is w for w in wanted) and id(layer) not in found:
+        if id(layer) in wanted_ids and id(layer) not in found:
             found[id(layer)] = outputs
         return outputs
 
