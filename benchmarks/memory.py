@@ -3,7 +3,7 @@
     KERAS_BACKEND=tensorflow python benchmarks/memory.py
     KERAS_BACKEND=jax python benchmarks/memory.py --size 160 --chunk-sizes none,1
 
-On `preresnet10` (width 64, 10 classes) at 224x224x3 random inputs with a
+On `preresnet10` (width 64, 10 classes; `--model vgg19` for VGG19) at 224x224x3 random inputs with a
 batch of B images (8 by default) and N = 5 perturbations, one training
 step (`train_on_batch`, SGD) of:
 
@@ -17,6 +17,8 @@ Each configuration runs in a fresh process, so its peak resident memory
 (`ru_maxrss`) is its own. The figure is that peak minus the resident
 memory just before the first step (framework, model and data already
 loaded): what the steps themselves allocate, their compilation included.
+On a GPU the figure is the device's: its allocator's peak minus the
+bytes in use before the first step.
 The step time is the median of `--steps` steps after one warm-up step.
 Ratios to the standard step and to the one-pass NsLoss step are printed
 side by side. Random inputs: this measures cost only.
@@ -43,6 +45,36 @@ def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def gpu_bytes():
+    """(bytes in use, peak bytes in use) on the backend's GPU, or None on a CPU.
+
+    A benchmark lives outside the package, so it may ask the framework.
+    Each configuration runs in a fresh process, so the peak is its own.
+    """
+    import keras
+
+    backend = keras.config.backend()
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.memory_allocated(), torch.cuda.max_memory_allocated()
+    elif backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        if device.platform == "gpu":
+            stats = device.memory_stats()
+            return stats["bytes_in_use"], stats["peak_bytes_in_use"]
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        if tf.config.list_physical_devices("GPU"):
+            info = tf.config.experimental.get_memory_info("GPU:0")
+            return info["current"], info["peak"]
+    return None
+
+
 def one(config):
     """Runs one configuration in this process and returns its figures."""
     import keras
@@ -54,18 +86,27 @@ def one(config):
     x = rng.uniform(0.0, 1.0, (b, size, size, 3)).astype("float32")
     y = rng.integers(0, 10, b).astype("int32")
     keras.utils.set_random_seed(0)
-    model = ki.models.preresnet10((size, size, 3), 10, width=config["width"])
+    if config.get("model", "preresnet10") == "vgg19":
+        model = ki.models.vgg19((size, size, 3), 10)
+    else:
+        model = ki.models.preresnet10((size, size, 3), 10, width=config["width"])
     if config["kind"] == "nsloss":
         reg = ki.regularizers.NeuronSensitivity(1.0, 0.05, num_perturbations=n, chunk_size=chunk)
         model = ki.RegularizedModel(model, [reg], seed=0)
     model.compile(keras.optimizers.SGD(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    before = resident_mib()
+    before, gpu_before = resident_mib(), gpu_bytes()
     model.train_on_batch(x, y)
     times = []
     for _ in range(config["steps"]):
         start = time.perf_counter()
         model.train_on_batch(x, y)
         times.append(time.perf_counter() - start)
+    if gpu_before is not None:
+        # On a GPU the steps' memory is the device's, not the process's.
+        return {
+            "peak_mib": (gpu_bytes()[1] - gpu_before[0]) / 2**20,
+            "seconds": float(np.median(times)),
+        }
     return {"peak_mib": peak_mib() - before, "seconds": float(np.median(times))}
 
 
@@ -88,6 +129,7 @@ def main():
     parser.add_argument("--perturbations", type=int, default=5)
     parser.add_argument("--chunk-sizes", default="none,1,2", help="comma-separated; none = one pass")
     parser.add_argument("--width", type=int, default=64, help="preresnet10 width")
+    parser.add_argument("--model", default="preresnet10", choices=["preresnet10", "vgg19"])
     parser.add_argument("--steps", type=int, default=3, help="timed steps (median)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -98,11 +140,12 @@ def main():
     import keras
 
     b, n = args.batch_size, args.perturbations
-    base = dict(size=args.size, batch_size=b, n=n, width=args.width, steps=args.steps)
+    base = dict(size=args.size, batch_size=b, n=n, width=args.width, steps=args.steps, model=args.model)
     print(
-        f"backend: {keras.config.backend()}, preresnet10 (width {args.width}) on "
-        f"{args.size}x{args.size}x3, B={b}, N={n}; peak resident memory of the steps "
-        f"(fresh process each), median of {args.steps} steps after 1 warm-up",
+        f"backend: {keras.config.backend()}, {args.model} (preresnet10 width {args.width}) on "
+        f"{args.size}x{args.size}x3, B={b}, N={n}; peak memory of the steps (the GPU's "
+        f"where there is one, else resident; fresh process each), median of {args.steps} "
+        "steps after 1 warm-up",
         flush=True,
     )
     results = {"standard": run(dict(base, kind="standard", chunk=None))}

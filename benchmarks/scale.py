@@ -2,8 +2,12 @@
 
     KERAS_BACKEND=tensorflow python benchmarks/scale.py
     KERAS_BACKEND=jax python benchmarks/scale.py --sizes 32,64
+    KERAS_BACKEND=torch python benchmarks/scale.py --models mobilenetv2,efficientnetb0 \
+        --sizes 32,64,96 --perturbations 5 --batch-size 8 --no-atex
 
-On `preresnet10` (3 channels, 10 classes, ReLU) at 32x32, 64x64 and
+On each of `--models` (default `preresnet10`; also `vgg19`, `small_cnn`,
+and keras.applications' `mobilenetv2` and `efficientnetb0` with
+`weights=None`; 3 channels, 10 classes, logits) at 32x32, 64x64 and
 160x160 random inputs, with the same global batch of B images at every
 size (16 by default, `--batch-size`), the time of one compiled training
 step (`train_on_batch`, SGD) for:
@@ -35,6 +39,7 @@ timed interleaved, one of each per round, so load drifting on a shared
 machine moves numerator and denominator alike. Ratios are printed as
 `name: ratio (what / what)`, then one table per run. Nothing is trained
 to convergence and the inputs are random: this measures cost only.
+`--no-atex` leaves out both ATEX figures (its floor too).
 `--quick` runs a tiny configuration (32x32, width 8, N = 1, 2 steps) to
 check that the script works; its figures mean nothing.
 """
@@ -111,18 +116,38 @@ def median_steps(steps, rounds):
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
-def measure(size, args, perturbations):
+def builder(name, shape, width):
+    """A function building a fresh 10-class logits network `name` on `shape`."""
+    applications = {
+        "mobilenetv2": keras.applications.MobileNetV2,
+        "efficientnetb0": keras.applications.EfficientNetB0,
+    }
+    if name in applications:
+        return lambda: applications[name](
+            input_shape=shape, weights=None, classes=10, classifier_activation=None
+        )
+    if name == "preresnet10":
+        return lambda: ki.models.preresnet10(shape, 10, width=width)
+    if name == "vgg19":
+        return lambda: ki.models.vgg19(shape, 10)
+    if name == "small_cnn":
+        return lambda: ki.models.small_cnn(shape, 10)
+    raise SystemExit(f"unknown model {name!r}; expected one of {MODELS}")
+
+
+MODELS = ("preresnet10", "vgg19", "small_cnn", "mobilenetv2", "efficientnetb0")
+
+
+def measure(model_name, size, args, perturbations):
     """Seconds per step (and per instance for the directions) at one size."""
     b, n1, n2 = args.batch_size, args.num_along, args.num_across
-    rows = b * (1 + n1 * n2)
+    rows = b * (1 + n1 * n2) if args.atex else b
     shape = (size, size, 3)
     rng = np.random.default_rng(size)
     x = rng.uniform(0.0, 1.0, (max(rows, (max(perturbations) + 1) * b),) + shape).astype("float32")
     y = rng.integers(0, 10, len(x)).astype("int32")
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    def network():
-        return ki.models.preresnet10(shape, 10, width=args.width)
+    network = builder(model_name, shape, args.width)
 
     def compiled(model, loss=loss):
         model.compile(keras.optimizers.SGD(0.01), loss)
@@ -139,6 +164,8 @@ def measure(size, args, perturbations):
         if args.floor:
             steps[f"floor_n{n}"] = step_of(compiled(network()), (n + 1) * b)
 
+    if not args.atex:
+        return median_steps(steps, args.steps)
     teacher = network()
     settings = dict(
         batch_size=b, num_along=n1, num_across=n2,
@@ -172,12 +199,15 @@ def main():
     parser.add_argument("--num-along", type=int, default=2)
     parser.add_argument("--num-across", type=int, default=2)
     parser.add_argument("--smoothgrad-samples", type=int, default=50)
+    parser.add_argument("--models", default="preresnet10", help=f"comma-separated, of {MODELS}")
     parser.add_argument("--no-floor", dest="floor", action="store_false")
+    parser.add_argument("--no-atex", dest="atex", action="store_false")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.perturbations, args.steps = "32", "1", 2
         args.width, args.smoothgrad_samples = 8, 4
+    models = args.models.split(",")
     sizes = [int(s) for s in args.sizes.split(",")]
     perturbations = [int(n) for n in args.perturbations.split(",")]
     b, n1, n2 = args.batch_size, args.num_along, args.num_across
@@ -185,71 +215,93 @@ def main():
 
     print(
         f"backend: {keras.config.backend()}, device: {device_name()}, "
-        f"preresnet10 (width {args.width}, ReLU) on SxSx3, 10 classes, "
-        f"B={b} at every size, N in {perturbations}, ATEX n1={n1} n2={n2} "
-        f"({rows} rows per step), SmoothGrad {args.smoothgrad_samples} samples; "
-        f"median of {args.steps} interleaved steps after {WARMUP} warm-up steps",
+        f"models {models} (preresnet10 width {args.width}) on SxSx3, 10 classes, "
+        f"B={b} at every size, N in {perturbations}"
+        + (
+            f", ATEX n1={n1} n2={n2} ({rows} rows per step), SmoothGrad "
+            f"{args.smoothgrad_samples} samples"
+            if args.atex
+            else ""
+        )
+        + f"; median of {args.steps} interleaved steps after {WARMUP} warm-up steps",
         flush=True,
     )
     table = {}
-    for size in sizes:
-        results = measure(size, args, perturbations)
-        table[size] = results
-        std = results["standard"]
-        print(f"{size}x{size}:")
-        for name, seconds in results.items():
-            unit = "ms/instance, once" if name == "atex_directions" else "ms/step"
-            print(f"  {name:16s} {seconds * 1e3:9.1f} {unit}")
-        for n in perturbations:
-            ratio = results[f"nsloss_n{n}"] / std
-            print(
-                f"nsloss_n{n}@{size}: {ratio:.2f} (NsLoss N={n} step / standard step; "
-                f"bound N+1 = {n + 1})"
-            )
-            if args.floor:
-                ratio = results[f"nsloss_n{n}"] / results[f"floor_n{n}"]
-                print(
-                    f"nsloss_n{n}_vs_floor@{size}: {ratio:.2f} (NsLoss N={n} step / "
-                    f"standard step on (N+1)B = {(n + 1) * b} rows)"
-                )
-        print(
-            f"atex@{size}: {results['atex'] / std:.2f} (ATEX distillation step on "
-            f"B(1 + n1 n2) = {rows} prepared rows / standard step on B = {b}; "
-            "directions and sampling not included)"
-        )
-        if args.floor:
-            print(
-                f"atex_vs_floor@{size}: {results['atex'] / results['floor_atex']:.2f} "
-                f"(ATEX step / standard step on {rows} rows)"
-            )
-        print(
-            f"atex_directions@{size}: {results['atex_directions'] / std:.2f} "
-            "(one instance's SmoothGrad direction, paid once / standard step)",
-            flush=True,
-        )
+    for model_name in models:
+        for size in sizes:
+            results = measure(model_name, size, args, perturbations)
+            table[model_name, size] = results
+            report(model_name, size, results, args, perturbations, rows)
+    summarise(table, args, perturbations, rows)
 
-    print("summary (ratios to the standard step at the same size; ms per standard step):")
-    head = ["size", "standard ms"] + [f"nsloss N={n} (<= {n + 1})" for n in perturbations]
-    head += ["atex", "directions/instance"]
-    print("  " + " | ".join(head))
-    for size, results in table.items():
-        std = results["standard"]
-        cells = [f"{size}x{size}", f"{std * 1e3:.1f}"]
-        cells += [f"{results[f'nsloss_n{n}'] / std:.2f}" for n in perturbations]
-        cells += [f"{results['atex'] / std:.2f}", f"{results['atex_directions'] / std:.2f}"]
-        print("  " + " | ".join(cells))
+
+def report(model_name, size, results, args, perturbations, rows):
+    """Prints one size's figures and its ratios as `name: ratio (what / what)`."""
+    b = args.batch_size
+    at = f"{model_name}@{size}"
+    std = results["standard"]
+    print(f"{model_name} {size}x{size}:")
+    for name, seconds in results.items():
+        unit = "ms/instance, once" if name == "atex_directions" else "ms/step"
+        print(f"  {name:16s} {seconds * 1e3:9.1f} {unit}")
+    for n in perturbations:
+        ratio = results[f"nsloss_n{n}"] / std
+        print(f"nsloss_n{n}@{at}: {ratio:.2f} (NsLoss N={n} step / standard step; bound N+1 = {n + 1})")
+        if args.floor:
+            ratio = results[f"nsloss_n{n}"] / results[f"floor_n{n}"]
+            print(
+                f"nsloss_n{n}_vs_floor@{at}: {ratio:.2f} (NsLoss N={n} step / "
+                f"standard step on (N+1)B = {(n + 1) * b} rows)"
+            )
+    if not args.atex:
+        return
+    print(
+        f"atex@{at}: {results['atex'] / std:.2f} (ATEX distillation step on "
+        f"B(1 + n1 n2) = {rows} prepared rows / standard step on B = {b}; "
+        "directions and sampling not included)"
+    )
     if args.floor:
-        print("summary (ratios to the floor: a standard step on as many rows):")
-        head = ["size"] + [f"nsloss N={n} / floor {(n + 1) * b}" for n in perturbations]
+        print(
+            f"atex_vs_floor@{at}: {results['atex'] / results['floor_atex']:.2f} "
+            f"(ATEX step / standard step on {rows} rows)"
+        )
+    print(
+        f"atex_directions@{at}: {results['atex_directions'] / std:.2f} "
+        "(one instance's SmoothGrad direction, paid once / standard step)",
+        flush=True,
+    )
+
+
+def summarise(table, args, perturbations, rows):
+    """The run's tables: ratios to the standard step, then to the floor."""
+    b = args.batch_size
+    print("summary (ratios to the standard step at the same size; ms per standard step):")
+    head = ["model", "size", "standard ms"] + [f"nsloss N={n} (<= {n + 1})" for n in perturbations]
+    if args.atex:
+        head += ["atex", "directions/instance"]
+    print("  " + " | ".join(head))
+    for (model_name, size), results in table.items():
+        std = results["standard"]
+        cells = [model_name, f"{size}x{size}", f"{std * 1e3:.1f}"]
+        cells += [f"{results[f'nsloss_n{n}'] / std:.2f}" for n in perturbations]
+        if args.atex:
+            cells += [f"{results['atex'] / std:.2f}", f"{results['atex_directions'] / std:.2f}"]
+        print("  " + " | ".join(cells))
+    if not args.floor:
+        return
+    print("summary (ratios to the floor: a standard step on as many rows; ms per floor step):")
+    head = ["model", "size"] + [f"nsloss N={n} / floor {(n + 1) * b}" for n in perturbations]
+    head += [f"floor {(n + 1) * b} ms" for n in perturbations]
+    if args.atex:
         head += [f"atex / floor {rows}"]
-        print("  " + " | ".join(head))
-        for size, results in table.items():
-            cells = [f"{size}x{size}"]
-            cells += [
-                f"{results[f'nsloss_n{n}'] / results[f'floor_n{n}']:.2f}" for n in perturbations
-            ]
+    print("  " + " | ".join(head))
+    for (model_name, size), results in table.items():
+        cells = [model_name, f"{size}x{size}"]
+        cells += [f"{results[f'nsloss_n{n}'] / results[f'floor_n{n}']:.2f}" for n in perturbations]
+        cells += [f"{results[f'floor_n{n}'] * 1e3:.1f}" for n in perturbations]
+        if args.atex:
             cells += [f"{results['atex'] / results['floor_atex']:.2f}"]
-            print("  " + " | ".join(cells))
+        print("  " + " | ".join(cells))
 
 
 if __name__ == "__main__":
