@@ -30,7 +30,9 @@ def metric(higher_is_better):
 
 def attributions_batch(a, name="attributions"):
     """`a` as a float32 backend tensor with a leading example axis (>= 2-D)."""
-    dtype = keras.backend.standardize_dtype(getattr(a, "dtype", np.asarray(a).dtype))
+    # Only a plain sequence is read through NumPy: a tensor on a GPU (or one
+    # that requires grad, on torch) cannot be.
+    dtype = keras.backend.standardize_dtype(a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype)
     if "float" not in dtype and "int" not in dtype:
         raise TypeError(f"`{name}` must be a numeric array. Received: {name}.dtype={dtype}")
     a = keras.ops.convert_to_tensor(a, "float32")

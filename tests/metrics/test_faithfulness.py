@@ -115,3 +115,22 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="Received: num_runs=0"):
         metrics.faithfulness_correlation(model, x, y, x, num_runs=0)
     assert metrics.faithfulness_estimate.higher_is_better is True
+
+
+@pytest.mark.skipif(keras.config.backend() != "torch", reason="a torch tensor NumPy cannot read")
+def test_attributions_that_numpy_cannot_read():
+    """A torch tensor that requires grad, like one on a GPU, has no NumPy
+    view; the metrics take it as it is (found on a GPU: `np.asarray` was
+    called on every attribution tensor) and score it like its values."""
+    import torch
+
+    model = mlp(0)[0]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 6)).astype("float32")
+    a = rng.normal(size=(4, 6)).astype("float32")
+    held = torch.tensor(a, requires_grad=True)
+    with pytest.raises(RuntimeError):
+        np.asarray(held)
+    expected = metrics.faithfulness_estimate(model, x, [0, 1, 0, 1], a, verbose=0)
+    got = metrics.faithfulness_estimate(model, x, [0, 1, 0, 1], held, verbose=0)
+    np.testing.assert_allclose(to_numpy(got), to_numpy(expected), rtol=1e-6)
