@@ -39,7 +39,12 @@ timed interleaved, one of each per round, so load drifting on a shared
 machine moves numerator and denominator alike. Ratios are printed as
 `name: ratio (what / what)`, then one table per run. Nothing is trained
 to convergence and the inputs are random: this measures cost only.
-`--no-atex` leaves out both ATEX figures (its floor too).
+`--no-atex` leaves out both ATEX figures (its floor too). `--breakdown`
+splits NsLoss's extra time over its floor in two: `hooks` is its
+(N+1)B-row pass through the probe that outputs every hooked activation,
+with a term that reads one value of each (the price of exposing the
+activations), and the rest is the `|copy - clean|` arithmetic and its
+gradient.
 `--quick` runs a tiny configuration (32x32, width 8, N = 1, 2 steps) to
 check that the script works; its figures mean nothing.
 """
@@ -116,6 +121,19 @@ def median_steps(steps, rounds):
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
+class HooksOnly(regularizers.NeuronSensitivity):
+    """NsLoss's pass without its arithmetic: the same (N+1)B-row pass through
+    the probe that outputs every hooked activation, and a term that reads
+    one value of each. Against the floor it prices exposing the
+    activations; NsLoss against it prices the `|copy - clean|` sums."""
+
+    def __call__(self, batch):
+        total = 0.0
+        for a in batch.activations:
+            total = total + keras.ops.cast(keras.ops.reshape(a, (-1,))[0], "float32")
+        return 0.0 * total
+
+
 def builder(name, shape, width):
     """A function building a fresh 10-class logits network `name` on `shape`."""
     applications = {
@@ -163,6 +181,9 @@ def measure(model_name, size, args, perturbations):
         steps[f"nsloss_n{n}"] = step_of(compiled(ki.RegularizedModel(network(), [reg], seed=0)))
         if args.floor:
             steps[f"floor_n{n}"] = step_of(compiled(network()), (n + 1) * b)
+        if args.breakdown:
+            reg = HooksOnly(1.0, 0.05, num_perturbations=n)
+            steps[f"hooks_n{n}"] = step_of(compiled(ki.RegularizedModel(network(), [reg], seed=0)))
 
     if not args.atex:
         return median_steps(steps, args.steps)
@@ -202,6 +223,10 @@ def main():
     parser.add_argument("--models", default="preresnet10", help=f"comma-separated, of {MODELS}")
     parser.add_argument("--no-floor", dest="floor", action="store_false")
     parser.add_argument("--no-atex", dest="atex", action="store_false")
+    parser.add_argument(
+        "--breakdown", action="store_true",
+        help="also time NsLoss's pass without its arithmetic (hooks_nN)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     args = parser.parse_args()
     if args.quick:
@@ -253,6 +278,16 @@ def report(model_name, size, results, args, perturbations, rows):
                 f"nsloss_n{n}_vs_floor@{at}: {ratio:.2f} (NsLoss N={n} step / "
                 f"standard step on (N+1)B = {(n + 1) * b} rows)"
             )
+        if args.breakdown and args.floor:
+            hooks, floor = results[f"hooks_n{n}"], results[f"floor_n{n}"]
+            print(
+                f"hooks_n{n}_vs_floor@{at}: {hooks / floor:.2f} (the pass exposing every "
+                f"hooked activation, no NsLoss arithmetic / floor)"
+            )
+            print(
+                f"arithmetic_n{n}@{at}: {(results[f'nsloss_n{n}'] - hooks) / floor:.2f} "
+                "((NsLoss step - that pass) / floor: the |copy - clean| sums and their gradient)"
+            )
     if not args.atex:
         return
     print(
@@ -292,6 +327,8 @@ def summarise(table, args, perturbations, rows):
     print("summary (ratios to the floor: a standard step on as many rows; ms per floor step):")
     head = ["model", "size"] + [f"nsloss N={n} / floor {(n + 1) * b}" for n in perturbations]
     head += [f"floor {(n + 1) * b} ms" for n in perturbations]
+    if args.breakdown:
+        head += [f"N={n}: hooks / floor, arithmetic / floor" for n in perturbations]
     if args.atex:
         head += [f"atex / floor {rows}"]
     print("  " + " | ".join(head))
@@ -299,6 +336,10 @@ def summarise(table, args, perturbations, rows):
         cells = [model_name, f"{size}x{size}"]
         cells += [f"{results[f'nsloss_n{n}'] / results[f'floor_n{n}']:.2f}" for n in perturbations]
         cells += [f"{results[f'floor_n{n}'] * 1e3:.1f}" for n in perturbations]
+        if args.breakdown:
+            for n in perturbations:
+                floor, hooks = results[f"floor_n{n}"], results[f"hooks_n{n}"]
+                cells += [f"{hooks / floor:.2f}, {(results[f'nsloss_n{n}'] - hooks) / floor:.2f}"]
         if args.atex:
             cells += [f"{results['atex'] / results['floor_atex']:.2f}"]
         print("  " + " | ".join(cells))
