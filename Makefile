@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 BACKENDS := tensorflow-cpu==2.21.0 torch==2.13.0 jax jaxlib
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 
-.PHONY: install test test-tensorflow test-jax test-torch test-backends test-slow demo bench clean
+.PHONY: install test test-tensorflow test-jax test-torch test-backends test-applications test-slow demo bench gpu-smoke clean
 
 install: $(STAMP)
 
@@ -27,21 +27,29 @@ $(STAMP): pyproject.toml
 test: test-tensorflow test-jax test-torch
 
 test-tensorflow: install
-	KERAS_BACKEND=tensorflow $(PYTEST) -m "not slow"
+	KERAS_BACKEND=tensorflow $(PYTEST) -m "not slow and not applications"
 
 test-jax: install
-	KERAS_BACKEND=jax $(PYTEST) -m "multibackend and not slow"
+	KERAS_BACKEND=jax $(PYTEST) -m "multibackend and not slow and not applications"
 
 test-torch: install
-	KERAS_BACKEND=torch $(PYTEST) -m "multibackend and not slow"
+	KERAS_BACKEND=torch $(PYTEST) -m "multibackend and not slow and not applications"
 
 # Backend-independent logic (batching, metrics drawn with NumPy, the model
 # zoo, the comparison job end to end) checked on JAX and PyTorch too; the
 # parity test already compares the backends' metric values side by side in
 # `make test`. CI runs it after `make test`.
 test-backends: install
-	KERAS_BACKEND=jax $(PYTEST) -m "backends_in_ci and not slow"
-	KERAS_BACKEND=torch $(PYTEST) -m "backends_in_ci and not slow"
+	KERAS_BACKEND=jax $(PYTEST) -m "backends_in_ci and not slow and not applications"
+	KERAS_BACKEND=torch $(PYTEST) -m "backends_in_ci and not slow and not applications"
+
+# Real architectures (keras.applications with weights=None, flat and nested,
+# frozen and not): every one on TensorFlow, the ones also marked
+# `multibackend` on JAX and PyTorch. CI runs it after `make test`.
+test-applications: install
+	KERAS_BACKEND=tensorflow $(PYTEST) -m applications
+	KERAS_BACKEND=jax $(PYTEST) -m "applications and multibackend"
+	KERAS_BACKEND=torch $(PYTEST) -m "applications and multibackend"
 
 # Paper reproductions at small scale (minutes each); CI runs them after `make test`.
 test-slow: install
@@ -55,5 +63,10 @@ bench: install
 	for b in tensorflow jax torch; do KERAS_BACKEND=$$b $(PY) benchmarks/training.py; done
 	for b in tensorflow jax torch; do KERAS_BACKEND=$$b $(PY) benchmarks/atex.py; done
 
+# benchmarks/gpu.sh on tiny settings, PyTorch only (the quickest to start):
+# checks that the GPU script runs; its figures mean nothing.
+gpu-smoke: install
+	PYTHON=$(PY) benchmarks/gpu.sh --smoke --backends torch --out gpu_smoke
+
 clean:
-	rm -rf $(VENV) demo_out
+	rm -rf $(VENV) demo_out gpu_smoke gpu_results

@@ -22,6 +22,13 @@ def _is_graph_model(layer):
     )
 
 
+def _takes_training(operation):
+    """Whether Keras passes a model's `training` on to `operation`: layers
+    (their call-context arguments), not `keras.ops` calls in a graph."""
+    default = ("training",) if isinstance(operation, keras.layers.Layer) else ()
+    return "training" in getattr(operation, "_call_context_args", default)
+
+
 def layer_paths(model):
     """`[(path, layer)]` for every layer at any depth, containers excluded.
 
@@ -150,7 +157,10 @@ def probe(model, layers, call=None):
         training = kwargs.get("training")
 
         def inner(layer, *a, **k):
-            if training is not None:
+            # As Keras' own functional call does: only to operations that
+            # take it (layers), not to `keras.ops` calls in the graph such
+            # as ConvNeXt's residual `x + block(x)`.
+            if training is not None and _takes_training(layer):
                 k = {**k, "training": training}
             return run(layer, *a, **k)
 
