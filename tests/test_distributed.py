@@ -28,6 +28,8 @@ TERMS = ("neuron_sensitivity", "jacobian_norm", "explanation_consistency", "adve
 # ExplanationStabilityMonitor (prefix "expl_"), and the keys it logs.
 MONITORED = "jacobian_norm"
 MONITOR_KEYS = {"expl_max_sensitivity", "expl_sparseness"}
+# Minutes of subprocesses on a 2-core CPU: `make test-slow`, which CI runs.
+pytestmark = pytest.mark.slow
 
 
 def run_script(module, backend, *args):
