@@ -69,7 +69,12 @@ def assert_same_training(run, name):
         rtol = 1e-4 if key in MONITOR_KEYS else 1e-5
         np.testing.assert_allclose(distributed["history"][key], value, rtol=rtol, err_msg=key)
     for a, b in zip(one["weights"], distributed["weights"]):
-        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6, err_msg=name)
+        # Two replicas sum their gradients in another order than one device:
+        # float32 rounding, which a weight near 0 shows as a relative error
+        # (1.3e-6 absolute on a weight of 3e-3, JAX, NsLoss, on this CPU
+        # model; the landed code failed at atol 1e-6 too). A wrong split of
+        # the draws moves weights by about 0.4.
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
 @pytest.fixture(scope="module")
