@@ -84,3 +84,24 @@ def small_cnn(seed, classes=4):
         [rng.normal(0, 0.4, w.shape).astype("float32") for w in model.get_weights()]
     )
     return model
+
+
+def calibrate_batch_norm(model, x):
+    """Sets every BatchNormalization layer's moving statistics, at any depth,
+    to those of the batch `x`: one pass in training mode with momentum 0.
+
+    With the initial statistics (mean 0, variance 1) the signal of a deep
+    random network fades layer after layer (MobileNetV2's input gradient is
+    ~1e-12), where any activation looks like any other. Returns the
+    layers (none for a network without batch norm).
+    """
+    from keras_interp import hooks
+
+    norms = [l for _, l in hooks.layer_paths(model) if isinstance(l, keras.layers.BatchNormalization)]
+    momenta = [l.momentum for l in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(x, training=True)
+    for layer, momentum in zip(norms, momenta):
+        layer.momentum = momentum
+    return norms

@@ -47,6 +47,7 @@ import pytest
 
 import keras_interp as ki
 from keras_interp import hooks
+from tests.conftest import calibrate_batch_norm
 from tests.conftest import to_numpy
 
 pytestmark = pytest.mark.applications
@@ -75,21 +76,16 @@ def _labels(seed, n=4):
 
 
 def _calibrate(backbone, seed):
-    norms = [l for _, l in hooks.layer_paths(backbone) if isinstance(l, L.BatchNormalization)]
-    if not norms:
-        rng = np.random.default_rng(seed)
-        for layer in backbone.layers:
-            if isinstance(layer, L.Conv2D):
-                kernel = layer.kernel
-                fan_in = np.prod(kernel.shape[:-1])
-                kernel.assign(rng.normal(0, np.sqrt(2 / fan_in), kernel.shape).astype("float32"))
+    if calibrate_batch_norm(backbone, _images(seed, n=16)):
         return
-    momenta = [l.momentum for l in norms]
-    for layer in norms:
-        layer.momentum = 0.0
-    backbone(_images(seed, n=16), training=True)
-    for layer, momentum in zip(norms, momenta):
-        layer.momentum = momentum
+    # Without batch norm (VGG16) Glorot's kernels shrink the logits to
+    # ~1e-5; He's keep them of order 1.
+    rng = np.random.default_rng(seed)
+    for layer in backbone.layers:
+        if isinstance(layer, L.Conv2D):
+            kernel = layer.kernel
+            fan_in = np.prod(kernel.shape[:-1])
+            kernel.assign(rng.normal(0, np.sqrt(2 / fan_in), kernel.shape).astype("float32"))
 
 
 def _head(h, seed):

@@ -9,6 +9,7 @@ import pytest
 from keras_interp import backend
 from keras_interp import layers
 from keras_interp import models
+from tests.conftest import calibrate_batch_norm
 from tests.conftest import to_numpy
 
 
@@ -302,20 +303,8 @@ def test_bad_stand_in_arguments_are_rejected(kwargs, message):
 # stand-ins' numbers on all three; the nested MobileNetV2 (the
 # transfer-learning pattern) runs on JAX and PyTorch in CI too, the others
 # on TensorFlow only (on JAX, eager dispatch takes about a minute a model).
-# With BatchNormalization's initial moving statistics the signal fades
-# layer after layer (MobileNetV2's input gradient is ~1e-12), where any
-# activation looks like any other; one pass in training mode with momentum
-# 0 sets each layer's statistics to a batch's, so all see inputs of order 1.
-
-
 def _calibrate(model, seed):
-    norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
-    momenta = [l.momentum for l in norms]
-    for layer in norms:
-        layer.momentum = 0.0
-    model(_images(seed, n=16), training=True)
-    for layer, momentum in zip(norms, momenta):
-        layer.momentum = momentum
+    calibrate_batch_norm(model, _images(seed, n=16))
 
 
 def _mobilenet_v2():
